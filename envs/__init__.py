@@ -1,0 +1,31 @@
+"""trendgym's Gymnasium environments; importing this package registers every ``trendgym/`` id.
+
+``gym.make("envs:trendgym/Ski-v0")`` imports it for you.
+"""
+
+from gymnasium.envs.registration import register, registry
+
+SKI_MAX_STEPS = 1000  # 100 s of skiing
+SKI_CLEAN_GREEN = 160.0  # return of a clean run of the green slope (see SkiEnv's docstring)
+
+
+def _register(env_id: str, **kwargs) -> None:
+    if env_id not in registry:  # importing twice (e.g. under two names) must not warn
+        register(id=env_id, **kwargs)
+
+
+_register(
+    "trendgym/Ski-v0",
+    entry_point="envs.ski.ski_env:SkiEnv",
+    vector_entry_point="envs.ski.vector_env:SkiVectorEnv",
+    max_episode_steps=SKI_MAX_STEPS,
+    reward_threshold=SKI_CLEAN_GREEN,
+)
+_register(
+    "trendgym/SkiContinuous-v0",
+    entry_point="envs.ski.ski_env:SkiEnv",
+    vector_entry_point="envs.ski.vector_env:SkiVectorEnv",
+    max_episode_steps=SKI_MAX_STEPS,
+    reward_threshold=SKI_CLEAN_GREEN,
+    kwargs={"continuous": True},
+)

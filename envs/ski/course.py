@@ -1,0 +1,119 @@
+"""Procedural slalom courses: gates, trees and a finish line, built from a seed.
+
+A course is a straight piste down the fall line. ``y`` is the distance down the fall line from the start
+(metres, growing downhill) and ``x`` the lateral position (metres, 0 on the fall line). The camera looks down
+on the slope with downhill at the bottom of the screen, so ``+x`` is to the right of the screen.
+
+Everything here is plain numpy, so a course costs tens of microseconds to draw: the native vector env draws
+one for each skier at every reset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+START_GAP = 20.0  # m from the start to the first gate
+FINISH_GAP = 20.0  # m from the last gate to the finish line
+TREE_SLOT = 8.0  # m; obstacle trees sit one per slot at most, so two are never closer than 6 m down the slope
+TREE_JITTER = 1.0  # m of jitter inside a slot
+GATE_CLEARANCE = 2.5  # m kept free beside each flag so that every gate can be passed
+FOREST_SPACING = 3.5  # m between scenery trees along each edge of the piste
+FOREST_DEPTH = 14.0  # m of scenery forest beside the piste
+
+
+@dataclass(frozen=True)
+class Slope:
+    """How hard a slope is: its steepness, its gates and its trees."""
+
+    name: str
+    angle_deg: float  # steepness of the fall line
+    n_gates: int
+    gate_spacing: float  # m down the fall line between consecutive gates
+    gate_offset: float  # m, largest lateral offset of a gate centre from the fall line
+    gate_width: float  # m between the two flags of a gate
+    trees_per_gate: float  # obstacle trees on the piste, per gate
+    piste_width: float  # m between the forest edges
+
+    @property
+    def length(self) -> float:
+        """Distance from the start to the finish line, in metres."""
+        return START_GAP + (self.n_gates - 1) * self.gate_spacing + FINISH_GAP
+
+    @property
+    def n_trees(self) -> int:
+        return round(self.trees_per_gate * self.n_gates)
+
+
+SLOPES: dict[str, Slope] = {
+    "green": Slope("green", 12.0, 8, 24.0, 5.0, 8.0, 0.5, 36.0),
+    "blue": Slope("blue", 18.0, 12, 22.0, 8.0, 6.5, 1.0, 32.0),
+    "black": Slope("black", 25.0, 16, 20.0, 10.0, 5.0, 1.5, 28.0),
+}
+
+
+def get_slope(name: str) -> Slope:
+    """Look a slope up by name, with the valid names in the error."""
+    try:
+        return SLOPES[name]
+    except KeyError:
+        raise ValueError(f"unknown slope {name!r}; choose one of {', '.join(SLOPES)}") from None
+
+
+@dataclass(frozen=True)
+class Course:
+    """One slalom course. Gates and obstacle trees are sorted by ``y``."""
+
+    slope: Slope
+    gate_x: np.ndarray  # gate centres
+    gate_y: np.ndarray
+    tree_x: np.ndarray  # obstacle trees on the piste
+    tree_y: np.ndarray
+    forest_x: np.ndarray  # scenery beside the piste: the forest edge the skier must not leave the piste into
+    forest_y: np.ndarray
+
+    @property
+    def length(self) -> float:
+        return self.slope.length
+
+
+def generate_course(rng: np.random.Generator, slope: Slope) -> Course:
+    """Draw a course: gates alternate sides like a real slalom; trees avoid the flags but not the racing line."""
+    n = slope.n_gates
+    gate_y = START_GAP + slope.gate_spacing * np.arange(n) + rng.uniform(-0.15, 0.15, n) * slope.gate_spacing
+    gate_y[0] = START_GAP
+    first_side = rng.choice((-1.0, 1.0))
+    sides = first_side * np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    gate_x = sides * rng.uniform(0.35, 1.0, n) * slope.gate_offset
+
+    tree_x, tree_y = _obstacle_trees(rng, slope, gate_x, gate_y)
+
+    per_side = int(slope.length // FOREST_SPACING) + 6
+    forest_y = np.tile(np.arange(per_side) * FOREST_SPACING - 10.0, 2) + rng.uniform(-1.0, 1.0, 2 * per_side)
+    side = np.repeat((-1.0, 1.0), per_side)
+    forest_x = side * (slope.piste_width / 2 + 1.0 + rng.uniform(0.0, FOREST_DEPTH, 2 * per_side))
+    return Course(slope, gate_x, gate_y, tree_x, tree_y, forest_x, forest_y)
+
+
+def _obstacle_trees(
+    rng: np.random.Generator, slope: Slope, gate_x: np.ndarray, gate_y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    first, last = START_GAP + 6.0, slope.length - 6.0
+    n_slots = int((last - first) // TREE_SLOT)
+    n_trees = min(slope.n_trees, n_slots)
+    slots = np.sort(rng.choice(n_slots, size=n_trees, replace=False))
+    tree_y = first + (slots + 0.5) * TREE_SLOT + rng.uniform(-TREE_JITTER, TREE_JITTER, n_trees)
+    half = slope.piste_width / 2 - 2.0
+    tree_x = rng.uniform(-half, half, n_trees)
+
+    # A tree level with a gate is moved outside the flags, so the gate stays passable.
+    nearest = np.abs(tree_y[:, None] - gate_y[None, :]).argmin(axis=1)
+    near_gate = np.abs(tree_y - gate_y[nearest]) < 5.0
+    dx = tree_x - gate_x[nearest]
+    keep_out = slope.gate_width / 2 + GATE_CLEARANCE
+    side = np.where(dx >= 0, 1.0, -1.0)
+    pushed = gate_x[nearest] + side * keep_out
+    pushed = np.where(np.abs(pushed) > half, gate_x[nearest] - side * keep_out, pushed)
+    tree_x = np.where(near_gate & (np.abs(dx) < keep_out), pushed, tree_x)
+    return tree_x, tree_y
