@@ -14,14 +14,22 @@ from envs.ski.heuristic import heuristic
 class RandomPolicy:
     """Uniformly random actions from the action space, seeded for repeatable baselines."""
 
-    def __init__(self, action_space: gym.spaces.Space, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        action_space: gym.spaces.Space,
+        seed: int | None = None,
+        observation_space: gym.spaces.Space | None = None,
+    ) -> None:
         self.action_space = action_space
         self.action_space.seed(seed)
+        self.observation_space = observation_space
 
     def predict(
         self, observation: np.ndarray, state: Any = None, episode_start: Any = None, deterministic: bool = False
     ) -> tuple[np.ndarray, None]:
-        batched = observation.ndim > 1 and observation.shape[1:] != self.action_space.shape
+        # Without the observation space, a flat vector is one observation and a matrix a batch of them.
+        single_shape = self.observation_space.shape if self.observation_space is not None else None
+        batched = observation.ndim > 1 if single_shape is None else observation.shape != single_shape
         if batched:
             return np.stack([self.action_space.sample() for _ in range(len(observation))]), None
         return np.asarray(self.action_space.sample()), None

@@ -220,8 +220,12 @@ class SkiEnv(gym.Env):
     def _decode(self, action: Any) -> tuple[float, float]:
         """Turn an action into (turn, brake), refusing anything outside the action space."""
         if self.continuous:
-            a = np.asarray(action, dtype=np.float64) if not isinstance(action, np.ndarray) else action
-            if a.shape != (2,) or not np.all((a >= -1.0) & (a <= 1.0)):  # NaN fails the comparison too
+            try:
+                a = action if isinstance(action, np.ndarray) else np.asarray(action, dtype=np.float64)
+                valid = a.shape == (2,) and a.dtype.kind == "f" and bool(np.all((a >= -1.0) & (a <= 1.0)))
+            except (TypeError, ValueError):
+                valid = False
+            if not valid:  # NaN fails the range comparison too
                 raise InvalidAction(f"action must be 2 numbers [turn, brake] in [-1, 1], got {action!r}")
             return float(a[0]), (float(a[1]) + 1.0) / 2.0
         if isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu":

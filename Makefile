@@ -1,0 +1,37 @@
+# The two commands of the README: `make run` (set up, then the main job) and `make test` (set up, then the tests).
+# Both build .venv from nothing on a fresh machine. Torch comes first, pinned to the CPU wheel this machine has on
+# disk: left to a bare requirement, pip would pull a multi-GB CUDA build.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH := torch==2.13.0
+
+.PHONY: run test lint bench clean
+
+$(VENV)/.base: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.base
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(VENV)/.base
+	$(BIN)/python scripts/main_job.py
+
+test: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy $(BIN)/pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(VENV)/.base
+	$(BIN)/python scripts/bench.py ski
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

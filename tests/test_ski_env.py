@@ -1,0 +1,135 @@
+"""The ski env as a Gymnasium env: API checks, determinism, spaces, info, invalid actions."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.error import InvalidAction
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import envs  # noqa: F401  (registers the ids)
+from envs.ski.ski_env import SkiEnv
+
+SKI_IDS = ["trendgym/Ski-v0", "trendgym/SkiContinuous-v0"]
+
+
+@pytest.mark.parametrize("env_id", SKI_IDS)
+@pytest.mark.parametrize("slope", ["green", "blue", "black"])
+def test_passes_gymnasium_and_sb3_checkers(env_id, slope):
+    env = gym.make(env_id, slope=slope)
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped, warn=True)
+
+
+def test_registered_with_time_limit_and_clean_run_threshold():
+    spec = gym.spec("trendgym/Ski-v0")
+    assert spec.max_episode_steps == 1000
+    assert spec.reward_threshold == 160.0
+    env = gym.make("envs:trendgym/Ski-v0")  # the module-prefixed form imports envs itself
+    assert isinstance(env.unwrapped, SkiEnv)
+
+
+def rollout(env, seed, actions):
+    obs, _ = env.reset(seed=seed)
+    trace = [obs]
+    for a in actions:
+        obs, reward, terminated, truncated, _ = env.step(a)
+        trace.append(np.append(obs, reward))
+        if terminated or truncated:
+            break
+    return trace
+
+
+@pytest.mark.parametrize("env_id", SKI_IDS)
+def test_same_seed_same_rollout_and_different_seed_different_course(env_id):
+    env = gym.make(env_id)
+    env.action_space.seed(3)
+    actions = [env.action_space.sample() for _ in range(300)]
+    first, second = rollout(env, 7, actions), rollout(env, 7, actions)
+    assert len(first) == len(second)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+    other = rollout(env, 8, actions)
+    assert not np.array_equal(first[0], other[0])
+
+
+def test_course_seed_fixes_the_course_whatever_the_reset_seed():
+    env = gym.make("trendgym/Ski-v0", course_seed=42)
+    env.reset(seed=1)
+    gates_a = env.unwrapped.course.gate_x.copy()
+    env.reset(seed=2)
+    assert np.array_equal(gates_a, env.unwrapped.course.gate_x)
+    env.reset(seed=3, options={"course_seed": 43})
+    assert not np.array_equal(gates_a, env.unwrapped.course.gate_x)
+    free = gym.make("trendgym/Ski-v0")
+    free.reset(seed=1)
+    first = free.unwrapped.course.gate_x.copy()
+    free.reset()
+    assert not np.array_equal(first, free.unwrapped.course.gate_x), "unfixed courses change between episodes"
+
+
+def test_slopes_differ_in_difficulty():
+    env = {name: SkiEnv(slope=name) for name in ("green", "blue", "black")}
+    green, blue, black = (env[n].slope for n in ("green", "blue", "black"))
+    assert green.angle_deg < blue.angle_deg < black.angle_deg
+    assert green.gate_width > blue.gate_width > black.gate_width
+    assert green.trees_per_gate < blue.trees_per_gate < black.trees_per_gate
+
+
+def test_info_reports_the_run():
+    env = gym.make("trendgym/Ski-v0")
+    _, info = env.reset(seed=0)
+    keys = {"gates_passed", "gates_missed", "falls", "tree_hits", "time", "speed", "finished", "clean"}
+    assert keys <= set(info)
+    _, _, _, _, info = env.step(2)
+    assert info["time"] == pytest.approx(0.1)
+    assert info["speed"] > 0
+
+
+@pytest.mark.parametrize(
+    "bad", [6, -1, 2.5, np.float32(1.0), np.array([1, 2]), "left", None, True, np.array(7)]
+)
+def test_invalid_discrete_action_raises_clear_error(bad):
+    env = gym.make("trendgym/Ski-v0")
+    env.reset(seed=0)
+    with pytest.raises(InvalidAction, match="integer in 0..5"):
+        env.unwrapped.step(bad)
+
+
+@pytest.mark.parametrize(
+    "bad", [np.array([1.5, 0.0]), np.array([np.nan, 0.0]), np.array([0.0]), np.zeros((2, 2)), 0.5, "x"]
+)
+def test_invalid_continuous_action_raises_clear_error(bad):
+    env = gym.make("trendgym/SkiContinuous-v0")
+    env.reset(seed=0)
+    with pytest.raises(InvalidAction, match=r"\[turn, brake\] in \[-1, 1\]"):
+        env.unwrapped.step(bad)
+
+
+def test_valid_action_forms_are_accepted():
+    env = gym.make("trendgym/Ski-v0")
+    env.reset(seed=0)
+    for action in (2, np.int64(3), np.array(4)):
+        env.step(action)
+    cont = gym.make("trendgym/SkiContinuous-v0")
+    cont.reset(seed=0)
+    cont.step(np.array([1.0, -1.0], dtype=np.float32))
+    cont.step([0.5, 0.5])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"slope": "red"}, "unknown slope 'red'; choose one of green, blue, black"),
+        ({"obs_type": "rgb"}, "obs_type must be 'vector' or 'pixels'"),
+        ({"course_seed": -1}, "course_seed must be a non-negative integer"),
+        ({"render_mode": "window"}, "render_mode must be one of"),
+    ],
+)
+def test_bad_constructor_arguments_say_what_is_wrong(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        SkiEnv(**kwargs)
+
+
+def test_step_before_reset_is_refused():
+    with pytest.raises(gym.error.ResetNeeded):
+        SkiEnv().step(2)
