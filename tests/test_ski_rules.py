@@ -96,7 +96,7 @@ def test_a_fallen_skier_lies_still_then_gets_up():
 def test_hitting_a_tree_is_penalised_and_stops_the_skier():
     course = course_with(gates=[(0.0, 200.0)], trees=[(0.0, 20.0)])
     s = skier(y=10.0)
-    events, total = ski_until(s, course, stop=lambda e: e.crashed)
+    events, _ = ski_until(s, course, stop=lambda e: e.crashed)
     assert events.crashed and s.tree_hits == 1
     assert s.vx == 0 and s.vy == 0 and s.down == pytest.approx(physics.CRASH_TIME)
     assert step_reward(events) < -physics.CRASH_PENALTY + 5

@@ -59,7 +59,9 @@ def test_vector_env_passes_the_gymnasium_checks_of_its_single_env_and_has_batche
     check_env(gym.make("trendgym/Ski-v0").unwrapped, skip_render_check=True)
 
 
-@pytest.mark.parametrize("bad", [np.array([0, 1, 6]), np.array([0, 1]), np.array([0.0, 1.0, 2.0]), np.array([-1, 0, 0])])
+@pytest.mark.parametrize(
+    "bad", [np.array([0, 1, 6]), np.array([0, 1]), np.array([0.0, 1.0, 2.0]), np.array([-1, 0, 0])]
+)
 def test_vector_env_refuses_invalid_actions(bad):
     vec = SkiVectorEnv(num_envs=3)
     vec.reset(seed=0)
