@@ -145,7 +145,13 @@ class SkiEnv(gym.Env):
     * v0: first version.
     """
 
-    metadata = {"render_modes": ["human", "rgb_array"], "render_fps": round(1 / DT)}
+    metadata = {
+        "render_modes": ["human", "rgb_array"],
+        "render_fps": round(1 / DT),
+        # What trendgym's TensorBoard callback logs at the end of each episode, under "ski/".
+        "metrics_namespace": "ski",
+        "episode_metrics": ("gates_passed", "gates_missed", "falls", "tree_hits", "time", "finished", "clean"),
+    }
 
     def __init__(
         self,
