@@ -19,7 +19,7 @@ def course_with(gates=((0.0, 30.0),), trees=()) -> CourseTables:
     """A green course holding just these gates and trees."""
     gate_x, gate_y = (np.array(v, dtype=float) for v in zip(*gates, strict=True))
     tree_x, tree_y = (np.array(v, dtype=float) for v in zip(*trees, strict=True)) if trees else (np.zeros(0),) * 2
-    course = Course(GREEN, gate_x, gate_y, tree_x, tree_y, np.zeros(0), np.zeros(0))
+    course = Course(GREEN, gate_x, gate_y, tree_x, tree_y)
     return CourseTables(*(t.tolist() for t in padded_tables(course)))
 
 

@@ -11,6 +11,7 @@ one for each skier at every reset.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -70,30 +71,44 @@ class Course:
     gate_y: np.ndarray
     tree_x: np.ndarray  # obstacle trees on the piste
     tree_y: np.ndarray
-    forest_x: np.ndarray  # scenery beside the piste: the forest edge the skier must not leave the piste into
-    forest_y: np.ndarray
+    scenery_seed: int = 0  # the forest beside the piste is drawn from this only when something draws it
 
     @property
     def length(self) -> float:
         return self.slope.length
 
+    @cached_property
+    def forest(self) -> tuple[np.ndarray, np.ndarray]:
+        """Scenery trees beside the piste: (x, y). Only the renderer needs them, so the physics never pays
+        for them: skiing into the forest is a crash wherever the trees stand."""
+        rng = np.random.default_rng(self.scenery_seed)
+        per_side = int(self.slope.length // FOREST_SPACING) + 6
+        forest_y = np.tile(np.arange(per_side) * FOREST_SPACING - 10.0, 2) + rng.uniform(-1.0, 1.0, 2 * per_side)
+        side = np.repeat((-1.0, 1.0), per_side)
+        forest_x = side * (self.slope.piste_width / 2 + 1.0 + rng.uniform(0.0, FOREST_DEPTH, 2 * per_side))
+        return forest_x, forest_y
+
+    @property
+    def forest_x(self) -> np.ndarray:
+        return self.forest[0]
+
+    @property
+    def forest_y(self) -> np.ndarray:
+        return self.forest[1]
+
 
 def generate_course(rng: np.random.Generator, slope: Slope) -> Course:
-    """Draw a course: gates alternate sides like a real slalom; trees avoid the flags but not the racing line."""
+    """Draw a course: gates alternate sides like a real slalom; trees avoid the flags but not the racing line.
+
+    This runs at every reset of every skier of the vector env, so it is kept to a few numpy calls.
+    """
     n = slope.n_gates
-    gate_y = START_GAP + slope.gate_spacing * np.arange(n) + rng.uniform(-0.15, 0.15, n) * slope.gate_spacing
+    gate_y = START_GAP + slope.gate_spacing * (np.arange(n) + rng.uniform(-0.15, 0.15, n))
     gate_y[0] = START_GAP
-    first_side = rng.choice((-1.0, 1.0))
-    sides = first_side * np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    sides = np.where(np.arange(n) % 2 == 0, 1.0, -1.0) * (1.0 if rng.random() < 0.5 else -1.0)
     gate_x = sides * rng.uniform(0.35, 1.0, n) * slope.gate_offset
-
     tree_x, tree_y = _obstacle_trees(rng, slope, gate_x, gate_y)
-
-    per_side = int(slope.length // FOREST_SPACING) + 6
-    forest_y = np.tile(np.arange(per_side) * FOREST_SPACING - 10.0, 2) + rng.uniform(-1.0, 1.0, 2 * per_side)
-    side = np.repeat((-1.0, 1.0), per_side)
-    forest_x = side * (slope.piste_width / 2 + 1.0 + rng.uniform(0.0, FOREST_DEPTH, 2 * per_side))
-    return Course(slope, gate_x, gate_y, tree_x, tree_y, forest_x, forest_y)
+    return Course(slope, gate_x, gate_y, tree_x, tree_y, int(rng.integers(2**31)))
 
 
 def _obstacle_trees(
@@ -102,18 +117,19 @@ def _obstacle_trees(
     first, last = START_GAP + 6.0, slope.length - 6.0
     n_slots = int((last - first) // TREE_SLOT)
     n_trees = min(slope.n_trees, n_slots)
-    slots = np.sort(rng.choice(n_slots, size=n_trees, replace=False))
+    slots = np.sort(rng.permutation(n_slots)[:n_trees])
     tree_y = first + (slots + 0.5) * TREE_SLOT + rng.uniform(-TREE_JITTER, TREE_JITTER, n_trees)
     half = slope.piste_width / 2 - 2.0
     tree_x = rng.uniform(-half, half, n_trees)
 
-    # A tree level with a gate is moved outside the flags, so the gate stays passable.
-    nearest = np.abs(tree_y[:, None] - gate_y[None, :]).argmin(axis=1)
-    near_gate = np.abs(tree_y - gate_y[nearest]) < 5.0
-    dx = tree_x - gate_x[nearest]
+    # A tree level with a gate is moved outside the flags, so the gate stays passable. Gates stand within 15%
+    # of a spacing of their nominal place, so rounding finds the gate a tree is level with.
+    nearest = np.clip(np.rint((tree_y - START_GAP) / slope.gate_spacing).astype(np.intp), 0, len(gate_y) - 1)
+    near_x = gate_x[nearest]
+    dx = tree_x - near_x
     keep_out = slope.gate_width / 2 + GATE_CLEARANCE
     side = np.where(dx >= 0, 1.0, -1.0)
-    pushed = gate_x[nearest] + side * keep_out
-    pushed = np.where(np.abs(pushed) > half, gate_x[nearest] - side * keep_out, pushed)
-    tree_x = np.where(near_gate & (np.abs(dx) < keep_out), pushed, tree_x)
-    return tree_x, tree_y
+    pushed = near_x + side * keep_out
+    pushed = np.where(np.abs(pushed) > half, near_x - side * keep_out, pushed)
+    blocking = (np.abs(tree_y - gate_y[nearest]) < 5.0) & (np.abs(dx) < keep_out)
+    return np.where(blocking, pushed, tree_x), tree_y

@@ -213,12 +213,21 @@ class SlopeConstants:
 def padded_tables(course: Course) -> tuple[np.ndarray, np.ndarray]:
     """Gate and tree tables of one course, (x, y) interleaved, padded with two gates on the finish line
     and trees far away."""
-    finish = course.length
-    gate_x = np.concatenate([course.gate_x, [0.0, 0.0]])
-    gate_y = np.concatenate([course.gate_y, [finish, finish]])
-    tree_x = np.concatenate([course.tree_x, np.zeros(N_TREES_SEEN)])
-    tree_y = np.concatenate([course.tree_y, np.full(N_TREES_SEEN, FAR)])
-    return np.stack([gate_x, gate_y], axis=1).reshape(-1), np.stack([tree_x, tree_y], axis=1).reshape(-1)
+    gates = np.zeros(2 * (course.slope.n_gates + 2))
+    gates[-3::2] = course.length
+    trees = np.zeros(2 * (len(course.tree_x) + N_TREES_SEEN))
+    trees[-2 * N_TREES_SEEN + 1 :: 2] = FAR
+    write_course(gates, trees, course)
+    return gates, trees
+
+
+def write_course(gates: np.ndarray, trees: np.ndarray, course: Course) -> None:
+    """Write a course into padded tables (or rows of the vector env's tables), leaving the padding alone."""
+    n_gates, n_trees = len(course.gate_x), len(course.tree_x)
+    gates[0 : 2 * n_gates : 2] = course.gate_x
+    gates[1 : 2 * n_gates : 2] = course.gate_y
+    trees[0 : 2 * n_trees : 2] = course.tree_x
+    trees[1 : 2 * n_trees : 2] = course.tree_y
 
 
 def starting_state(x: Any, heading: Any, ops: Any = SCALAR) -> SkierState:

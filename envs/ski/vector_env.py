@@ -27,6 +27,7 @@ from envs.ski.physics import (
     padded_tables,
     starting_state,
     step_reward,
+    write_course,
 )
 from envs.ski.ski_env import DISCRETE_ACTIONS
 
@@ -106,7 +107,7 @@ class SkiVectorEnv(VectorEnv):
 
         n = self.num_envs
         template = padded_tables(generate_course(np.random.default_rng(0), self.slope))
-        self._tables = CourseTables(*(np.zeros((n, len(table))) for table in template))
+        self._tables = CourseTables(*(np.tile(table, (n, 1)) for table in template))  # padding set once
         self._state = starting_state(np.zeros(n), np.zeros(n), self._ops)
         self._restart(np.arange(n))
         self._steps[:] = 0
@@ -117,8 +118,7 @@ class SkiVectorEnv(VectorEnv):
         """Draw a new episode for the skiers in ``rows``, each from its own generator."""
         for i in rows:
             course, x, heading = draw_episode(self._rngs[i], self.slope, self._fixed_course)
-            for table, values in zip(vars(self._tables).values(), padded_tables(course), strict=True):
-                table[i] = values
+            write_course(self._tables.gates[i], self._tables.trees[i], course)
             start = starting_state(x, heading)
             for field in fields(SkierState):
                 getattr(self._state, field.name)[i] = getattr(start, field.name)

@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""Run trendgym's benchmarks and regenerate their reports (docs/bench/ and the README's tables).
+
+Each benchmark is a subcommand; its logic lives in ``agents.benchmarks`` so tests can call it. To add one,
+write ``_add_<name>(subparsers)`` that declares its arguments and sets ``func`` to a function taking the
+parsed arguments and returning an exit code, and list it in ``SUBCOMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO_ROOT / "docs" / "bench"
+DEFAULT_README = REPO_ROOT / "README.md"
+
+EXAMPLES = """examples:
+  python scripts/bench.py ski                      # the published run: 5 repeats, updates docs/bench and README
+  python scripts/bench.py ski --repeats 3 --steps 2000 --no-readme   # a quick look
+  python scripts/bench.py ski --sizes 64 1024 --no-memory --out /tmp/bench
+"""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the examples' line breaks and shows every default."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and exit code 2, as DESIGN.md asks of user mistakes."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where every benchmark writes; shared so later subcommands behave alike."""
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for <name>.md and <name>.json")
+    parser.add_argument("--readme", type=Path, default=DEFAULT_README, help="README whose bench section to update")
+    parser.add_argument("--no-readme", action="store_true", help="leave the README alone")
+
+
+def _add_ski(subparsers: argparse._SubParsersAction) -> None:
+    from agents.benchmarks.ski_speed import SkiSpeedConfig
+
+    defaults = SkiSpeedConfig()
+    parser = subparsers.add_parser(
+        "ski",
+        help="steps/s of the ski env (single and vector) against CartPole-v1",
+        description="Time trendgym/Ski-v0 (gym.make and its native vector env) against CartPole-v1 in the same "
+        "run, report the ratios against the targets (single step at most 2x CartPole's; vector throughput at "
+        "1024 skiers at least 1/4 of CartPole's) and the peak memory of each configuration.",
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--repeats", type=positive_int, default=defaults.repeats, help="timed repeats per config")
+    parser.add_argument("--steps", type=positive_int, default=defaults.steps, help="step() calls per repeat")
+    parser.add_argument(
+        "--sizes", type=positive_int, nargs="+", default=list(defaults.vector_sizes), help="vector env sizes"
+    )
+    parser.add_argument("--seed", type=non_negative_int, default=defaults.seed, help="repeat r uses seed + r")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    _add_report_arguments(parser)
+    parser.set_defaults(func=_run_ski)
+
+
+def _run_ski(args: argparse.Namespace) -> int:
+    from agents.benchmarks.ski_speed import SkiSpeedConfig, run_ski_speed, write_ski_speed_report
+
+    config = SkiSpeedConfig(
+        repeats=args.repeats,
+        steps=args.steps,
+        vector_sizes=tuple(sorted(set(args.sizes))),
+        seed=args.seed,
+        memory=not args.no_memory,
+    )
+    result = run_ski_speed(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
+    written = write_ski_speed_report(result, args.out, None if args.no_readme else args.readme)
+    print()
+    print(result.to_markdown())
+    print(f"wrote {written['markdown']} and {written['json']}", file=sys.stderr)
+    if not args.no_readme:
+        state = "updated" if written["readme"] else "not updated (no README or no <!-- bench:ski_speed --> markers)"
+        print(f"README {args.readme}: {state}", file=sys.stderr)
+    return 0
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_ski]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="bench.py",
+        description="Run a trendgym benchmark, print its table and write docs/bench/<name>.md|json and the "
+        "README section between <!-- bench:<name> --> markers.",
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    subparsers = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    for add in SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except OSError as error:  # an unwritable --out or README: the user's to fix, so no traceback
+        print(f"bench.py: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; reports from earlier runs are left as they were", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
