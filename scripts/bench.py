@@ -21,6 +21,7 @@ EXAMPLES = """examples:
   python scripts/bench.py ski                      # the published run: 5 repeats, updates docs/bench and README
   python scripts/bench.py ski --repeats 3 --steps 2000 --no-readme   # a quick look
   python scripts/bench.py ski --sizes 64 1024 --no-memory --out /tmp/bench
+  python scripts/bench.py baselines                # random and heuristic skiers on every slope
 """
 
 
@@ -107,7 +108,32 @@ def _run_ski(args: argparse.Namespace) -> int:
     return 0
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_ski]
+def _add_baselines(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "baselines",
+        help="returns and clean-run rates of the random and heuristic skiers on every slope",
+        description="Evaluate the random policy and the heuristic skier on every slope (Discrete and continuous "
+        "actions) on test course seeds no training uses.",
+        epilog="examples:\n  python scripts/bench.py baselines\n  python scripts/bench.py baselines --episodes 10 "
+        "--no-readme --out /tmp/bench",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--episodes", type=positive_int, default=50, help="episodes (course seeds) per row")
+    _add_report_arguments(parser)
+    parser.set_defaults(func=_run_baselines)
+
+
+def _run_baselines(args: argparse.Namespace) -> int:
+    from agents.benchmarks.ski_baselines import run_ski_baselines, write_ski_baselines_report
+
+    result = run_ski_baselines(args.episodes)
+    written = write_ski_baselines_report(result, args.out, None if args.no_readme else args.readme)
+    print(result.to_markdown())
+    print(f"wrote {written['markdown']} and {written['json']}", file=sys.stderr)
+    return 0
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_ski, _add_baselines]
 
 
 def build_parser() -> argparse.ArgumentParser:

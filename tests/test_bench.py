@@ -145,3 +145,18 @@ def test_cli_bad_arguments_exit_2_with_one_line(args: list[str]) -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "error:" in done.stderr
+
+
+def test_ski_baselines_benchmark_reports_every_slope_policy_and_action_space(tmp_path):
+    from agents.benchmarks.ski_baselines import run_ski_baselines, write_ski_baselines_report
+
+    result = run_ski_baselines(episodes=2, slopes=("green", "black"))
+    names = [(r.env_kwargs["slope"], r.env_id, r.name) for r in result.results]
+    assert len(names) == 2 * 2 * 2 and len(set(names)) == 8
+    table = result.to_markdown()
+    assert table.count("| heuristic |") == 4 and table.count("| random |") == 4
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- bench:ski_baselines -->\nold\n<!-- /bench:ski_baselines -->\nb\n")
+    written = write_ski_baselines_report(result, tmp_path / "out", readme)
+    assert written["readme"] and "| heuristic |" in readme.read_text() and "old" not in readme.read_text()
+    assert (tmp_path / "out" / "ski_baselines.json").exists()

@@ -119,3 +119,20 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def publish(
+    name: str, title: str, markdown: str, data: Any, out_dir: Path, readme: Path | None = None
+) -> dict[str, Any]:
+    """Write ``<name>.md`` (under ``title``) and ``<name>.json`` into ``out_dir`` atomically, and the README's
+    ``<!-- bench:name -->`` section when ``readme`` is given.
+
+    Returns where things went: ``{"markdown": path, "json": path, "readme": bool}``, the last telling whether
+    ``readme`` had the markers and was updated.
+    """
+    out_dir = Path(out_dir)
+    md_path, json_path = out_dir / f"{name}.md", out_dir / f"{name}.json"
+    write_atomic(md_path, f"# {title}\n\n{markdown}")
+    write_json_atomic(json_path, data)
+    updated = readme is not None and update_readme_section(readme, name, markdown)
+    return {"markdown": md_path, "json": json_path, "readme": updated}

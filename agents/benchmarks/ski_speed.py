@@ -43,9 +43,7 @@ from agents.benchmarks.report import (
     format_rate,
     machine_info,
     markdown_table,
-    update_readme_section,
-    write_atomic,
-    write_json_atomic,
+    publish,
 )
 
 BENCH_NAME = "ski_speed"  # names the docs/bench files and the README markers
@@ -498,15 +496,6 @@ def ski_speed_markdown(result: SkiSpeedResult) -> str:
 
 
 def write_ski_speed_report(result: SkiSpeedResult, out_dir: Path, readme: Path | None = None) -> dict[str, Any]:
-    """Write ``ski_speed.md`` and ``ski_speed.json`` into ``out_dir`` (atomically) and the README section.
-
-    Returns where things went: ``{"markdown": path, "json": path, "readme": bool}``, the last telling whether
-    ``readme`` had the ``<!-- bench:ski_speed -->`` markers and was updated.
-    """
-    out_dir = Path(out_dir)
-    markdown = result.to_markdown()
-    md_path, json_path = out_dir / f"{BENCH_NAME}.md", out_dir / f"{BENCH_NAME}.json"
-    write_atomic(md_path, f"# Ski env speed\n\n{markdown}")
-    write_json_atomic(json_path, result.to_dict())
-    updated = readme is not None and update_readme_section(readme, BENCH_NAME, markdown)
-    return {"markdown": md_path, "json": json_path, "readme": updated}
+    """Write ``ski_speed.md`` and ``ski_speed.json`` into ``out_dir`` (atomically) and the README section;
+    see :func:`agents.benchmarks.report.publish` for what it returns."""
+    return publish(BENCH_NAME, "Ski env speed", result.to_markdown(), result.to_dict(), out_dir, readme)
