@@ -174,6 +174,7 @@ def test_keys_to_action():
     assert action_from_keys([left], mapping) == 1
     assert action_from_keys([shift, left], mapping) == 0
     assert action_from_keys([right, shift], mapping) == 4
+    assert action_from_keys([right, pygame.K_RSHIFT], mapping) == 4
     assert action_from_keys([down], mapping) == 5
     assert action_from_keys([shift], mapping) == 2
     assert action_from_keys([left, pygame.K_a], mapping) == 1  # an unrelated key does not stop the turn

@@ -92,12 +92,9 @@ def action_from_keys(pressed: Iterable[int], keys_to_action: dict[tuple[int, ...
 
 
 def _held_keys(pygame: Any, watched: set[int]) -> set[int]:
-    """The watched keys held down now; either shift counts as the left shift of the key map."""
+    """The watched keys held down now (the env's key map lists both shift keys)."""
     state = pygame.key.get_pressed()
-    held = {key for key in watched if state[key]}
-    if state[pygame.K_RSHIFT]:
-        held.add(pygame.K_LSHIFT)
-    return held
+    return {key for key in watched if state[key]}
 
 
 def _ski_one_run(env: gym.Env, keys_to_action: dict[tuple[int, ...], int]) -> tuple[str, RunScore | None]:

@@ -94,7 +94,8 @@ class SkiEnv(gym.Env):
     | 13-18 | the next three trees on the piste not yet passed: dx / 20 m, dy / 40 m each | [-1, 1] |
 
     With ``obs_type="pixels"`` the observation is the rendered view around the skier, ``Box(0, 255, (84, 84,
-    3), uint8)``, drawn off-screen without opening a window, for CNN policies.
+    3), uint8)``, drawn off-screen without opening a window, for CNN policies: 60 m of slope from top to
+    bottom with the skier a quarter of the way down, so the next gate is always in view.
 
     ## Rewards
 
@@ -292,13 +293,11 @@ class SkiEnv(gym.Env):
         """Arrow keys for ``gymnasium.utils.play``: left/right turn, with shift a hard turn, down brakes."""
         import pygame
 
-        return {
-            (pygame.K_LEFT,): 1,
-            (pygame.K_LEFT, pygame.K_LSHIFT): 0,
-            (pygame.K_RIGHT,): 3,
-            (pygame.K_RIGHT, pygame.K_LSHIFT): 4,
-            (pygame.K_DOWN,): 5,
-        }
+        keys = {(pygame.K_LEFT,): 1, (pygame.K_RIGHT,): 3, (pygame.K_DOWN,): 5}
+        for shift in (pygame.K_LSHIFT, pygame.K_RSHIFT):
+            keys[tuple(sorted((pygame.K_LEFT, shift)))] = 0
+            keys[tuple(sorted((pygame.K_RIGHT, shift)))] = 4
+        return keys
 
     def close(self) -> None:
         for renderer in (self._renderer, self._pixel_renderer):
