@@ -3,7 +3,7 @@
 Every function here takes an ``ops`` backend: :data:`SCALAR` runs on Python floats (one skier, as fast as
 CartPole's pure-Python step) and :class:`BatchOps` on numpy arrays of shape ``(n,)`` (the native vector env).
 The code path is the same; only the handful of functions that differ between ``math`` and ``numpy``
-(``where``, ``clip``, ``take``...) come from the backend. So the single env and the vector env cannot drift
+(``where``, ``clip``, table lookups...) come from the backend. So the single env and the vector env cannot drift
 apart, and a test checks that they agree step by step.
 
 The model, in the skier's frame (``u`` along the skis, ``w`` across them):
@@ -64,6 +64,8 @@ OBS_SIZE = 13 + 2 * N_TREES_SEEN
 FAR = 1e6  # m: where the padding gates and trees stand
 
 _EDGE_KEEP = math.exp(-EDGE_GRIP * DT)
+_PER_SENSE_X = 1.0 / SENSE_X
+_PER_SENSE_Y = 1.0 / SENSE_Y
 
 
 class ScalarOps:
@@ -86,15 +88,25 @@ class ScalarOps:
         return low if x < low else high if x > high else x
 
     @staticmethod
-    def take(table: list[float], index: int) -> float:
-        return table[index]
+    def pair(table: list[float], index: int) -> tuple[float, float]:
+        return table[2 * index], table[2 * index + 1]
+
+    @staticmethod
+    def window(table: list[float], first: int, count: int, x: float, y: float) -> list[float]:
+        values = table[2 * first : 2 * (first + count)]
+        out = []
+        for vx, vy in zip(values[0::2], values[1::2], strict=True):
+            out += ((vx - x) * _PER_SENSE_X, (vy - y) * _PER_SENSE_Y)
+        return out
 
     @staticmethod
     def int_zeros(like: float) -> int:
         return 0
 
     @staticmethod
-    def stack(components: list[float]) -> np.ndarray:
+    def stack(components: list[float], *windows: list[float]) -> np.ndarray:
+        for window in windows:
+            components += window
         return np.array(components, dtype=np.float32)
 
 
@@ -124,19 +136,35 @@ class BatchOps:
             starts = self._row_starts[width] = self.rows * width
         return starts
 
-    def take(self, table: np.ndarray, index: np.ndarray) -> np.ndarray:
-        # A flat take is several times faster than table[rows, index] for a thousand rows.
-        return np.take(table.reshape(-1), self._starts(table.shape[1]) + index)
+    # Lookups are flat takes, several times faster than table[rows, index] for a thousand rows.
+    def pair(self, table: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        flat, first = table.reshape(-1), self._starts(table.shape[1]) + 2 * index
+        return np.take(flat, first), np.take(flat, first + 1)
+
+    def window(self, table: np.ndarray, first: np.ndarray, count: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        # Laid out (2 * count, n) so that subtracting x and y runs along contiguous rows.
+        offsets = np.arange(2 * count)[:, None]
+        block = np.take(table.reshape(-1), (self._starts(table.shape[1]) + 2 * first) + offsets)
+        block[0::2] -= x
+        block[1::2] -= y
+        block[0::2] *= _PER_SENSE_X  # multiplied in both backends, so they round alike
+        block[1::2] *= _PER_SENSE_Y
+        return block
 
     @staticmethod
     def int_zeros(like: np.ndarray) -> np.ndarray:
         return np.zeros(np.shape(like), dtype=np.int64)
 
-    def stack(self, components: list[np.ndarray | float]) -> np.ndarray:
-        out = np.empty((len(self.rows), len(components)), dtype=np.float32)
-        for column, values in enumerate(components):
-            out[:, column] = values
-        return out
+    def stack(self, components: list[np.ndarray | float], *windows: np.ndarray) -> np.ndarray:
+        # Filled row by row (contiguous), then transposed in the one copy that makes it float32.
+        out = np.empty((len(components) + sum(len(w) for w in windows), len(self.rows)))
+        for row, values in enumerate(components):
+            out[row] = values
+        row = len(components)
+        for window in windows:
+            out[row : row + len(window)] = window
+            row += len(window)
+        return out.T.astype(np.float32)
 
 
 SCALAR = ScalarOps()
@@ -282,13 +310,14 @@ def advance(
 
     x0, y0 = s.x, s.y
     x1, y1 = x0 + vx * DT, y0 + vy * DT
-    x1, y1, hit_tree = _tree_collision(x0, y0, x1, y1, s.tree_index, course, ops)
+    tree_x, tree_y = ops.pair(course.trees, s.tree_index)
+    x1, y1, hit_tree = _tree_collision(x0, y0, x1, y1, tree_x, tree_y, ops)
     off_piste = ops.abs(x1) > k.piste_half_width
     x1 = ops.clip(x1, 0.05 - k.piste_half_width, k.piste_half_width - 0.05)
     crashed = hit_tree | off_piste
     fell = fell & ops.logical_not(crashed)
 
-    passed, missed = _gate_crossing(x0, y0, x1, y1, s.gate_index, course, k, ops)
+    passed, missed = _gate_crossing(x0, y0, x1, y1, s.gate_index, *ops.pair(course.gates, s.gate_index), k, ops)
     still = ops.logical_not(crashed)
     s.x, s.y = x1, y1
     s.vx, s.vy = vx * still, vy * still
@@ -298,7 +327,7 @@ def advance(
     s.down = ops.where(crashed, CRASH_TIME, ops.where(fell, FALL_TIME, ops.maximum(s.down - DT, 0.0)))
     s.time = s.time + DT
     s.gate_index = s.gate_index + (passed | missed)
-    s.tree_index = s.tree_index + (ops.take(course.trees, 2 * s.tree_index + 1) < y1 - HIT_RADIUS)
+    s.tree_index = s.tree_index + (tree_y < y1 - HIT_RADIUS)  # trees are 6 m apart: at most one left behind
     s.gates_passed = s.gates_passed + passed
     s.gates_missed = s.gates_missed + missed
     s.falls = s.falls + fell
@@ -307,13 +336,10 @@ def advance(
     return StepEvents(progress, passed, missed, fell, crashed, y1 >= k.length)
 
 
-def _tree_collision(
-    x0: Any, y0: Any, x1: Any, y1: Any, tree_index: Any, course: CourseTables, ops: Any
-) -> tuple[Any, Any, Any]:
+def _tree_collision(x0: Any, y0: Any, x1: Any, y1: Any, tx: Any, ty: Any, ops: Any) -> tuple[Any, Any, Any]:
     """Check the path of this step against the next tree (trees stand at least 6 m apart down the slope and
     a step covers at most 3 m, so only one can be in reach). A skier who hits it tumbles past it and ends
     up just below its trunk, so that getting up and skiing on does not hit it again."""
-    tx, ty = ops.take(course.trees, 2 * tree_index), ops.take(course.trees, 2 * tree_index + 1)
     sx, sy = x1 - x0, y1 - y0
     t = ops.clip(((tx - x0) * sx + (ty - y0) * sy) / (sx * sx + sy * sy + 1e-12), 0.0, 1.0)
     dx, dy = x0 + t * sx - tx, y0 + t * sy - ty
@@ -324,10 +350,9 @@ def _tree_collision(
 
 
 def _gate_crossing(
-    x0: Any, y0: Any, x1: Any, y1: Any, gate_index: Any, course: CourseTables, k: SlopeConstants, ops: Any
+    x0: Any, y0: Any, x1: Any, y1: Any, gate_index: Any, gx: Any, gy: Any, k: SlopeConstants, ops: Any
 ) -> tuple[Any, Any]:
     """A gate is passed when the path crosses its line between the flags, missed when it crosses outside."""
-    gx, gy = ops.take(course.gates, 2 * gate_index), ops.take(course.gates, 2 * gate_index + 1)
     crossed = (y0 < gy) & (y1 >= gy) & (gate_index < k.n_gates)
     rise = y1 - y0
     fraction = (gy - y0) / ops.where(crossed, rise, 1.0)
@@ -358,18 +383,17 @@ def observe(s: SkierState, course: CourseTables, k: SlopeConstants, ops: Any = S
         cos_h,
         slip / SLIP_SCALE,
         s.x / k.piste_half_width,
-        s.y / k.length,
+        ops.clip(s.y / k.length, 0.0, 1.0),
         s.down / CRASH_TIME,
         k.gate_half_width / SENSE_X,
         k.steepness,
     ]
-    for table, first, count in ((course.gates, s.gate_index, 2), (course.trees, s.tree_index, N_TREES_SEEN)):
-        for ahead in range(count):
-            pair = 2 * (first + ahead)
-            components.append((ops.take(table, pair) - s.x) / SENSE_X)
-            components.append((ops.take(table, pair + 1) - s.y) / SENSE_Y)
-    obs = ops.stack(components)
-    return np.clip(obs, OBS_LOW, OBS_HIGH, out=obs)
+    gates = ops.window(course.gates, s.gate_index, 2, s.x, s.y)
+    trees = ops.window(course.trees, s.tree_index, N_TREES_SEEN, s.x, s.y)
+    obs = ops.stack(components, gates, trees)
+    # Every component is in [-1, 1] and those whose range starts at 0 cannot go below it: clipping to
+    # scalar bounds is several times faster than to the bound arrays.
+    return np.clip(obs, -1.0, 1.0, out=obs)
 
 
 OBS_LOW = np.array([0, -1, -1, -1, -1, 0, 0, 0, 0] + [-1] * (OBS_SIZE - 9), dtype=np.float32)
@@ -388,6 +412,5 @@ def draw_episode(rng: np.random.Generator, slope: Slope, course: Course | None =
     """
     if course is None:
         course = generate_course(rng, slope)
-    x = float(rng.uniform(-START_X_SPREAD, START_X_SPREAD))
-    heading = float(rng.uniform(-START_HEADING_SPREAD, START_HEADING_SPREAD))
-    return course, x, heading
+    u_x, u_heading = rng.random(2).tolist()
+    return course, (2.0 * u_x - 1.0) * START_X_SPREAD, (2.0 * u_heading - 1.0) * START_HEADING_SPREAD
