@@ -1,0 +1,129 @@
+"""Judge a trained agent on courses it never saw, beside the random and heuristic baselines on the same courses.
+
+Examples:
+  python scripts/evaluate.py runs/ppo/Ski-v0_1                  # 20 unseen courses, agent vs baselines
+  python scripts/evaluate.py                                    # the latest run
+  python scripts/evaluate.py runs/ppo/Ski-v0_1/model.zip --episodes 50 --json eval.json
+  python scripts/evaluate.py runs/ppo/Ski-v0_1 --slope blue     # a green-trained skier on the blue slope
+  python scripts/evaluate.py runs/ppo/Ski-v0_1 --seeds 1000000 1000001 --stochastic --no-baselines
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+import torch
+
+from agents.evaluation import (
+    EnvConfigError,
+    OptionNotApplicable,
+    check_env_id,
+    check_policy_fits,
+    compare_with_baselines,
+    comparison_dict,
+    env_of_run,
+    format_table,
+    make_env,
+)
+from agents.runs import RunError, atomic_write, load_agent
+from agents.seeds import TEST_SEED, test_seeds
+from envs.ski.course import SLOPES
+
+DEFAULT_EPISODES = 20
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake in one line (exit 2) instead of the usage block and the error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="evaluate.py",
+        description=__doc__.split("\n\n")[0],
+        epilog="Examples:" + __doc__.split("Examples:")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("run_or_zip", nargs="?", help="a run folder or a model .zip (default: the latest run)")
+    parser.add_argument(
+        "--episodes", type=positive_int, default=DEFAULT_EPISODES, help="courses to ski (default: %(default)s)"
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", help=f"course seeds (default: {TEST_SEED}, {TEST_SEED}+1, ...)")
+    parser.add_argument("--json", type=Path, metavar="OUT.json", help="also write every result to this file")
+    parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the most likely one")
+    parser.add_argument("--slope", choices=list(SLOPES), help="ski a different slope than the run trained on")
+    parser.add_argument("--env", metavar="ENV_ID", help="the env to judge in (default: the run's config.yml)")
+    parser.add_argument("--no-baselines", action="store_true", help="evaluate the agent only")
+    parser.add_argument("--last", action="store_true", help="load model.zip rather than best_model.zip")
+    return parser
+
+
+def run(args: argparse.Namespace) -> None:
+    agent = load_agent(args.run_or_zip, prefer_best=not args.last)
+    env_id, env_kwargs = env_of_run(agent.config, args.env, args.slope)
+    env = make_env(env_id, env_kwargs)
+    check_policy_fits(agent.model, env)
+    env.close()
+    seeds = args.seeds or test_seeds(args.episodes)
+    deterministic = not args.stochastic
+    mode = "deterministic" if deterministic else "stochastic"
+    print(f"model: {agent.path}")
+    print(f"env:   {env_id} {env_kwargs}, {len(seeds)} unseen courses (seeds {seeds[0]}..{seeds[-1]}), {mode}")
+    results = compare_with_baselines(
+        agent,
+        env_id,
+        env_kwargs,
+        seeds,
+        deterministic,
+        name=agent.config.get("algo", "agent"),
+        baselines=not args.no_baselines,
+    )
+    print(format_table(results))
+    if args.json is not None:
+        record = comparison_dict(results, model=str(agent.path), config=agent.config)
+        atomic_write(args.json, lambda f: f.write(json.dumps(record, indent=2, default=str).encode() + b"\n"))
+        print(f"wrote {args.json}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.env is not None:
+        try:
+            check_env_id(args.env)
+        except EnvConfigError as e:
+            parser.error(str(e))
+    torch.set_num_threads(1)
+    try:
+        run(args)
+    except OptionNotApplicable as e:
+        parser.error(str(e))
+    except (RunError, EnvConfigError) as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # e.g. --json into a folder that cannot be written
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

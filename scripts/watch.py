@@ -1,0 +1,170 @@
+"""Watch a trained agent ski: in a pygame window, or recorded to a GIF or MP4 file.
+
+With --record, or when there is no screen (SDL_VIDEODRIVER=dummy, no DISPLAY/WAYLAND_DISPLAY on Linux, or
+pygame failing to open a window), the episodes are rendered off-screen and written to a file: the --record
+path, else <run folder>/videos/watch_seed<S>[_<slope>].gif (the path is printed).
+In the window, Esc, Q or closing the window stops.
+
+Examples:
+  python scripts/watch.py                                       # the latest run, one episode in a window
+  python scripts/watch.py runs/ppo/Ski-v0_1 --episodes 3 --slope blue
+  python scripts/watch.py runs/ppo/Ski-v0_1 --record ski.gif    # headless, one episode to a GIF
+  python scripts/watch.py runs/ppo/Ski-v0_1 --record ski.gif --frame-skip 2   # half the frames and size
+  python scripts/watch.py runs/ppo/Ski-v0_1/best_model.zip --record ski.mp4 --episodes 5 --seed 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from pathlib import Path
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+import torch
+
+from agents.evaluation import (
+    EnvConfigError,
+    EpisodeResult,
+    OptionNotApplicable,
+    check_env_id,
+    check_policy_fits,
+    env_of_run,
+    make_env,
+)
+from agents.recording import (
+    DisplayUnavailable,
+    RecordingError,
+    check_video_path,
+    display_available,
+    fallback_video_path,
+    play_episodes,
+    record_episodes,
+)
+from agents.runs import RunError, config_dir_of, load_agent
+from agents.seeds import TEST_SEED
+from envs.ski.course import SLOPES
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake in one line (exit 2) instead of the usage block and the error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def video_path(text: str) -> Path:
+    try:
+        return check_video_path(text)
+    except RecordingError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    doc_head, examples = __doc__.split("Examples:")
+    parser = OneLineParser(
+        prog="watch.py",
+        description=doc_head.strip(),
+        epilog="Examples:" + examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("run_or_zip", nargs="?", help="a run folder or a model .zip (default: the latest run)")
+    parser.add_argument("--episodes", type=positive_int, default=1, help="episodes to play (default: %(default)s)")
+    parser.add_argument("--slope", choices=list(SLOPES), help="ski a different slope than the run trained on")
+    parser.add_argument("--record", type=video_path, metavar="OUT.gif|OUT.mp4", help="write a video, no window")
+    parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the most likely one")
+    parser.add_argument(
+        "--seed", type=int, default=TEST_SEED, help="course seed of the first episode, then +1 (default: %(default)s)"
+    )
+    parser.add_argument("--fps", type=positive_float, help="frames a second (default: the env's render_fps)")
+    parser.add_argument("--frame-skip", type=positive_int, default=1, help="record every k-th frame (default: 1)")
+    parser.add_argument("--scale", type=positive_float, default=1.0, help="size of recorded frames (default: 1.0)")
+    parser.add_argument("--env", metavar="ENV_ID", help="the env to ski in (default: the run's config.yml)")
+    parser.add_argument("--last", action="store_true", help="load model.zip rather than best_model.zip")
+    return parser
+
+
+def print_episode(index: int, episode: EpisodeResult, n_gates: int | None) -> None:
+    print(f"episode {index + 1}: {episode.describe(n_gates)}", flush=True)
+
+
+def print_summary(episodes: list[EpisodeResult]) -> None:
+    returns = [e.episode_return for e in episodes]
+    if returns:
+        std = statistics.pstdev(returns)
+        print(f"mean return {statistics.fmean(returns):.2f} ± {std:.2f} over {len(returns)} episode(s)")
+
+
+def run(args: argparse.Namespace) -> None:
+    agent = load_agent(args.run_or_zip, prefer_best=not args.last)
+    env_id, env_kwargs = env_of_run(agent.config, args.env, args.slope)
+    env = make_env(env_id, env_kwargs)
+    check_policy_fits(agent.model, env)
+    n_gates = getattr(getattr(env.unwrapped, "slope", None), "n_gates", None)
+    env.close()
+    seeds = [args.seed + i for i in range(args.episodes)]
+    deterministic = not args.stochastic
+    print(f"model: {agent.path}\nenv:   {env_id} {env_kwargs}")
+
+    def on_episode(i: int, e: EpisodeResult) -> None:
+        print_episode(i, e, n_gates)
+
+    path = args.record
+    if path is None and display_available():
+        try:
+            episodes, _ = play_episodes(agent, env_id, env_kwargs, seeds, deterministic, args.fps, on_episode)
+            print_summary(episodes)
+            return
+        except DisplayUnavailable as e:
+            print(f"{e}; recording instead", file=sys.stderr)
+    if path is None:
+        path = fallback_video_path(config_dir_of(agent.path), args.seed, args.slope)
+        print(f"no display: recording to {path} instead of opening a window")
+    recording = record_episodes(
+        agent, env_id, env_kwargs, seeds, path, deterministic, args.fps, args.frame_skip, args.scale, on_episode
+    )
+    print_summary(recording.episodes)
+    size = recording.path.stat().st_size / 1e6
+    print(f"wrote {recording.path}: {recording.frames} frames at {recording.fps:g} fps, {size:.1f} MB")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.env is not None:
+        try:
+            check_env_id(args.env)
+        except EnvConfigError as e:
+            parser.error(str(e))
+    torch.set_num_threads(1)
+    try:
+        run(args)
+    except (OptionNotApplicable, RecordingError) as e:
+        parser.error(str(e))
+    except (RunError, EnvConfigError, OSError) as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
