@@ -1,0 +1,391 @@
+"""Train an agent from a config, RL Baselines3 Zoo's way made simpler to start: one call does it all.
+
+:func:`train` makes a run folder (see :mod:`agents.runs`), writes ``config.yml`` first, builds the vectorised
+env (normalised if the hyper-parameters ask), the agent, and the callbacks (env metrics, validation on
+held-out courses, checkpoints, TensorBoard hyper-parameters), and trains. Ctrl-C stops it cleanly: the model
+is saved where a later ``--resume`` finds it. ``resume`` continues a run in its own folder, the step count
+(and so the TensorBoard curves) going on from where they stopped.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import signal
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
+from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
+
+from agents.algorithms import AlgorithmError, algorithm_class, check_action_space, make_agent
+from agents.callbacks import (
+    AtomicCheckpointCallback,
+    EpisodeMetricsCallback,
+    HParamsCallback,
+    SeededEpisodes,
+    ValidationCallback,
+    episode_metrics_of,
+)
+from agents.hyperparams import (
+    HyperparamsError,
+    TrainSettings,
+    apply_overrides,
+    load_hyperparams,
+    resolve,
+    serialisable,
+)
+from agents.runs import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_PREFIX,
+    MODEL_FILE,
+    RUNS_ROOT,
+    RunError,
+    atomic_save_model,
+    atomic_save_vecnormalize,
+    checkpoints,
+    config_dir_of,
+    new_run_dir,
+    read_config,
+    vecnormalize_path,
+    write_config,
+)
+from agents.seeds import MAX_TRAIN_SEED, VALIDATION_SEED
+from agents.vec_env import VEC_ENV_KINDS, make_vec_env
+
+RESERVED = {"seed": "--seed", "device": "--device", "verbose": "--quiet", "tensorboard_log": "--tensorboard-log"}
+
+
+class ConfigError(ValueError):
+    """A training request that cannot work as asked (unknown env, bad env arguments...): a usage error."""
+
+
+@dataclass
+class TrainConfig:
+    """What ``scripts/train.py`` asks for; every field has the same name as its command-line flag."""
+
+    algo: str = "ppo"
+    env: str = "trendgym/Ski-v0"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)  # keyword arguments of gym.make (slope="blue")
+    seed: int = 0  # training env i starts from seed * 1000 + i (agents.seeds)
+    timesteps: int | None = None  # total budget; None: n_timesteps of the hyper-parameter file
+    n_envs: int | None = None  # None: n_envs of the hyper-parameter file
+    hyperparams: list[str] = field(default_factory=list)  # "key:value" overrides of the file's entry
+    tensorboard_log: Path = RUNS_ROOT  # root of the run folders (TensorBoard events go in each run folder)
+    eval_freq: int = 100_000  # timesteps between validations; 0 for none
+    eval_episodes: int = 20  # validation courses per validation
+    save_freq: int = 200_000  # timesteps between checkpoints; 0 for none
+    vec_env: str | None = None  # "dummy", "subproc", "native"; None: native when the env has one
+    device: str = "auto"
+    resume: str | None = None  # a run folder or model zip to continue
+    verbose: int = 1  # 0 quiet, 1 progress bar and validation lines, 2 also SB3's tables
+    command: str = ""  # the command line, for config.yml
+    n_frames: int = 8  # frames of the validation episode strip in TensorBoard; 0 for none
+    torch_threads: int = 1  # small MLPs gain nothing from more threads, and other jobs share the machine
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    model: BaseAlgorithm
+    model_path: Path  # model.zip
+    interrupted: bool  # stopped by Ctrl-C before the budget
+    num_timesteps: int
+
+
+@dataclass
+class _Plan:
+    """Everything resolved before anything is built: from a fresh config or from a run's config.yml."""
+
+    run_dir: Path
+    config: dict[str, Any]  # what config.yml holds
+    kwargs: dict[str, Any]  # constructor keywords
+    settings: TrainSettings
+    vec_env: str
+    resume_from: Path | None = None
+
+
+def versions() -> dict[str, str]:
+    def version(dist: str) -> str:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return "unknown"
+
+    return {name: version(name) for name in ("trendgym", "stable-baselines3", "sb3-contrib", "torch", "gymnasium")}
+
+
+def probe_env(env_id: str, env_kwargs: dict[str, Any]) -> gym.Env:
+    """Make one env to check the id and the arguments, turning gymnasium's and the env's errors into one line."""
+    try:
+        return gym.make(env_id, **env_kwargs)
+    except gym.error.Error as e:
+        trendgym = sorted(k for k in gym.registry if k.startswith("trendgym/"))
+        raise ConfigError(f"unknown env {env_id!r} ({e}); trendgym envs: {', '.join(trendgym)}") from None
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"bad --env-kwargs for {env_id}: {e}") from None
+
+
+def _check_request(config: TrainConfig) -> None:
+    if not 0 <= config.seed < MAX_TRAIN_SEED:
+        raise ConfigError(f"--seed must be in 0..{MAX_TRAIN_SEED - 1} (higher seeds are the validation courses)")
+    if config.vec_env is not None and config.vec_env not in VEC_ENV_KINDS:
+        raise ConfigError(f"--vec-env must be one of {', '.join(VEC_ENV_KINDS)}, got {config.vec_env!r}")
+    for name in ("eval_freq", "eval_episodes", "save_freq"):
+        if getattr(config, name) < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must not be negative")
+
+
+def _raw_hyperparams(config: TrainConfig) -> dict[str, Any]:
+    raw = apply_overrides(load_hyperparams(config.algo, config.env), config.hyperparams)
+    for key, flag in RESERVED.items():
+        if key in raw:
+            raise ConfigError(f"set {key} with {flag}, not --hyperparams")
+    if config.n_envs is not None:
+        raw["n_envs"] = config.n_envs
+    if config.timesteps is not None:
+        raw["n_timesteps"] = config.timesteps
+    return raw
+
+
+def _default_vec_env(env_id: str, env_kwargs: dict[str, Any]) -> str:
+    """The native vector env when the env has one that serves these arguments, else DummyVecEnv."""
+    if gym.spec(env_id).vector_entry_point is None:
+        return "dummy"
+    try:
+        gym.make_vec(env_id, num_envs=1, vectorization_mode="vector_entry_point", **env_kwargs).close()
+    except (TypeError, ValueError):
+        return "dummy"
+    return "native"
+
+
+def _fresh_plan(config: TrainConfig) -> _Plan:
+    """Resolve a new run: check everything the user typed before a folder is made."""
+    _check_request(config)
+    algorithm_class(config.algo)
+    env = probe_env(config.env, config.env_kwargs)
+    try:
+        check_action_space(config.algo, env.action_space, config.env)
+    finally:
+        env.close()
+    raw = _raw_hyperparams(config)
+    kwargs, settings = resolve(raw, config.algo)
+    vec_env = config.vec_env or _default_vec_env(config.env, config.env_kwargs)
+    run_dir = new_run_dir(config.algo, config.env, Path(config.tensorboard_log))
+    record = {
+        "algo": config.algo.lower(),
+        "env": config.env,
+        "env_kwargs": dict(config.env_kwargs),
+        "seed": config.seed,
+        "n_timesteps": settings.n_timesteps,
+        "n_envs": settings.n_envs,
+        "vec_env": vec_env,
+        "device": config.device,
+        "normalize": serialisable({"n": raw.get("normalize", False)})["n"],
+        "hyperparams": serialisable({k: v for k, v in raw.items() if k not in ("n_envs", "n_timesteps", "normalize")}),
+        "eval_freq": config.eval_freq,
+        "eval_episodes": config.eval_episodes,
+        "save_freq": config.save_freq,
+        "command": config.command,
+        "versions": versions(),
+    }
+    return _Plan(run_dir, record, kwargs, settings, vec_env)
+
+
+def resume_target(run_or_zip: str | Path) -> tuple[Path, Path]:
+    """``(run folder, model zip)`` to continue: the given zip, or the run's newest checkpoint or model.zip."""
+    path = Path(run_or_zip)
+    if path.is_file():
+        if not zipfile.is_zipfile(path):
+            raise RunError(f"cannot resume {path}: not a model zip file (unreadable or corrupt)")
+        return config_dir_of(path), path
+    if not path.is_dir():
+        raise RunError(f"cannot resume {path}: no such run folder or model zip")
+    candidates = [p for _, p in checkpoints(path)]
+    if (path / MODEL_FILE).is_file():
+        candidates.append(path / MODEL_FILE)
+    if not candidates:
+        raise RunError(f"cannot resume {path}: it holds no model.zip and no checkpoint")
+    return path, max(candidates, key=lambda p: p.stat().st_mtime)
+
+
+def _resume_plan(config: TrainConfig) -> _Plan:
+    """Resolve a resumed run from its config.yml; only the budget, device and verbosity may change."""
+    run_dir, zip_path = resume_target(config.resume)
+    try:
+        record = read_config(run_dir)
+    except RunError as e:
+        raise RunError(f"cannot resume {zip_path}: {e}") from None
+    missing = [k for k in ("algo", "env", "seed", "n_timesteps", "n_envs") if k not in record]
+    if missing:
+        raise RunError(f"{run_dir / 'config.yml'} lacks {', '.join(missing)}; cannot resume")
+    raw = {**record.get("hyperparams", {}), "n_envs": record["n_envs"], "n_timesteps": record["n_timesteps"]}
+    raw["normalize"] = record.get("normalize", False)
+    if config.timesteps is not None:
+        raw["n_timesteps"] = record["n_timesteps"] = config.timesteps
+    try:
+        kwargs, settings = resolve(raw, record["algo"])
+    except (HyperparamsError, AlgorithmError) as e:
+        raise RunError(f"{run_dir / 'config.yml'}: {e}") from None
+    record["device"] = config.device
+    record.setdefault("resumes", []).append({"from": str(zip_path), "command": config.command})
+    vec_env = record.get("vec_env") or "dummy"
+    return _Plan(run_dir, record, kwargs, settings, vec_env, resume_from=zip_path)
+
+
+def _action_noise(settings: TrainSettings, action_space: gym.spaces.Space) -> Any:
+    if settings.noise_type is None:
+        return None
+    n = int(np.prod(action_space.shape))
+    mean, sigma = np.zeros(n), settings.noise_std * np.ones(n)
+    if settings.noise_type == "normal":
+        return NormalActionNoise(mean, sigma)
+    return OrnsteinUhlenbeckActionNoise(mean, sigma)
+
+
+def _build_envs(plan: _Plan) -> tuple[VecEnv, VecEnv]:
+    """The training env (normalised as asked, statistics restored on resume) and the validation env."""
+    c, settings = plan.config, plan.settings
+    env_kwargs = c.get("env_kwargs") or {}
+    venv = make_vec_env(c["env"], settings.n_envs, c["seed"], env_kwargs, kind=plan.vec_env)  # type: ignore[arg-type]
+
+    def validation_env() -> gym.Env:
+        return SeededEpisodes(Monitor(gym.make(c["env"], **env_kwargs)), VALIDATION_SEED)
+
+    eval_env: VecEnv = DummyVecEnv([validation_env])
+    if settings.normalize is not None:
+        gamma = plan.kwargs.get("gamma", 0.99)
+        stats = vecnormalize_path(plan.resume_from) if plan.resume_from is not None else None
+        if stats is not None and stats.is_file():
+            venv = VecNormalize.load(str(stats), venv)
+            venv.training = True
+        else:
+            venv = VecNormalize(venv, **{"gamma": gamma, **settings.normalize})
+        eval_env = VecNormalize(eval_env, training=False, norm_reward=False, gamma=gamma)
+    return venv, eval_env
+
+
+def _build_model(plan: _Plan, venv: VecEnv, device: str) -> BaseAlgorithm:
+    c = plan.config
+    if plan.resume_from is not None:
+        cls = algorithm_class(c["algo"])
+        try:
+            return cls.load(plan.resume_from, env=venv, device=device)
+        except Exception as e:  # a corrupt or foreign zip: SB3 raises anything from KeyError to RuntimeError
+            raise RunError(f"cannot resume from {plan.resume_from}: {type(e).__name__}: {e}") from None
+    kwargs = dict(plan.kwargs)
+    noise = _action_noise(plan.settings, venv.action_space)
+    if noise is not None:
+        kwargs["action_noise"] = noise
+    return make_agent(c["algo"], venv, {**kwargs, "device": device, "verbose": 0})
+
+
+def _render_modes(env_id: str, env_kwargs: dict[str, Any]) -> list[str]:
+    env = gym.make(env_id, **env_kwargs)
+    try:
+        return list(env.metadata.get("render_modes", []))
+    finally:
+        env.close()
+
+
+def _callbacks(plan: _Plan, config: TrainConfig, n_envs: int, eval_env: VecEnv) -> list[BaseCallback]:
+    c = plan.config
+    env_kwargs = c.get("env_kwargs") or {}
+    metrics = episode_metrics_of(c["env"], env_kwargs)
+    keys = metrics[1] if metrics else ()
+    callbacks: list[BaseCallback] = []
+    if metrics is not None:
+        callbacks.append(EpisodeMetricsCallback(*metrics))
+    hparams = {k: c[k] for k in ("algo", "env", "seed", "n_envs", "n_timesteps", "normalize")}
+    hparams.update(c.get("hyperparams", {}))
+    watched = ["eval/mean_reward", "rollout/ep_rew_mean"]
+    if "clean" in keys:
+        watched += ["eval/clean_run_rate", f"{metrics[0]}/clean_run_rate"]
+    callbacks.append(HParamsCallback(hparams, tuple(watched)))
+    eval_freq, save_freq = c.get("eval_freq", 0), c.get("save_freq", 0)
+    if eval_freq > 0:
+
+        def render_env() -> gym.Env:
+            return gym.make(c["env"], render_mode="rgb_array", **env_kwargs)
+
+        validation = ValidationCallback(
+            eval_env,
+            plan.run_dir,
+            metric_keys=keys,
+            render_env_fn=render_env if "rgb_array" in _render_modes(c["env"], env_kwargs) else None,
+            render_seed=VALIDATION_SEED,
+            n_frames=config.n_frames,
+            n_eval_episodes=c.get("eval_episodes", 20),
+            eval_freq=max(eval_freq // n_envs, 1),
+            deterministic=True,
+            verbose=config.verbose,
+        )
+        callbacks.append(validation)
+    if save_freq > 0:
+        folder = plan.run_dir / CHECKPOINT_DIR
+        callbacks.append(AtomicCheckpointCallback(max(save_freq // n_envs, 1), folder, CHECKPOINT_PREFIX))
+    return callbacks
+
+
+def _close_progress_bars() -> None:
+    """Stop SB3's progress bar, which an interrupted ``learn`` leaves running, before anything is printed."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
+def save_final(model: BaseAlgorithm, run_dir: Path) -> Path:
+    """Save ``model.zip`` (+ ``vecnormalize.pkl``) atomically, deaf to a second Ctrl-C while it writes."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        path = run_dir / MODEL_FILE
+        atomic_save_model(model, path)
+        vecnormalize = model.get_vec_normalize_env()
+        if vecnormalize is not None:
+            atomic_save_vecnormalize(vecnormalize, vecnormalize_path(path))
+        return path
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train (or, with ``config.resume``, continue) a run; see the module docstring. Returns when the budget
+    is spent or at Ctrl-C, the model saved either way."""
+    torch.set_num_threads(config.torch_threads)
+    plan = _resume_plan(config) if config.resume else _fresh_plan(config)
+    write_config(plan.run_dir, plan.config)
+    set_random_seed(plan.config["seed"])
+    venv, eval_env = _build_envs(plan)
+    try:
+        model = _build_model(plan, venv, config.device)
+        formats = ["tensorboard"] + (["stdout"] if config.verbose >= 2 else [])
+        model.set_logger(configure(str(plan.run_dir), formats))
+        callbacks = _callbacks(plan, config, plan.settings.n_envs, eval_env)
+        remaining = plan.settings.n_timesteps - model.num_timesteps
+        interrupted = False
+        if remaining > 0:
+            try:
+                model.learn(
+                    remaining,
+                    callback=callbacks,
+                    reset_num_timesteps=plan.resume_from is None,
+                    progress_bar=config.verbose >= 1,
+                )
+            except KeyboardInterrupt:
+                interrupted = True
+                _close_progress_bars()
+        model_path = save_final(model, plan.run_dir)
+        return TrainResult(plan.run_dir, model, model_path, interrupted, model.num_timesteps)
+    finally:
+        venv.close()
+        eval_env.close()

@@ -1,0 +1,149 @@
+"""Run folders: numbering, the latest run, atomic files, and loading agents back with one clear error."""
+
+import os
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from sb3_contrib import TQC, RecurrentPPO
+from stable_baselines3 import A2C, DQN, PPO, SAC
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+import envs  # noqa: F401
+from agents.runs import (
+    LoadedAgent,
+    RunError,
+    atomic_save_model,
+    atomic_save_vecnormalize,
+    env_folder_name,
+    latest_run,
+    load_agent,
+    new_run_dir,
+    read_config,
+    write_config,
+)
+
+SKI = "trendgym/Ski-v0"
+
+
+def small(cls, env_id=SKI, **kwargs):
+    env = gym.make(env_id)
+    if cls in (DQN, SAC, TQC):
+        kwargs.setdefault("buffer_size", 100)
+    policy = "MlpLstmPolicy" if cls is RecurrentPPO else "MlpPolicy"
+    return cls(policy, env, **kwargs)
+
+
+def test_env_folder_name():
+    assert env_folder_name("trendgym/Ski-v0") == "Ski-v0"
+    assert env_folder_name("envs:trendgym/Ski-v0") == "Ski-v0"
+    assert env_folder_name("CartPole-v1") == "CartPole-v1"
+
+
+def test_new_run_dir_counts_up(tmp_path):
+    assert new_run_dir("ppo", SKI, tmp_path) == tmp_path / "ppo" / "Ski-v0_1"
+    (tmp_path / "ppo" / "Ski-v0_7").mkdir()
+    (tmp_path / "ppo" / "SkiContinuous-v0_9").mkdir()  # another env's runs do not count
+    run = new_run_dir("PPO", SKI, tmp_path)
+    assert run == tmp_path / "ppo" / "Ski-v0_8" and run.is_dir()
+
+
+def test_latest_run(tmp_path):
+    with pytest.raises(RunError, match="no runs under"):
+        latest_run(tmp_path)
+    first, second = new_run_dir("ppo", SKI, tmp_path), new_run_dir("a2c", SKI, tmp_path)
+    new_run_dir("ppo", SKI, tmp_path)  # no model: not a candidate
+    (second / "best_model.zip").write_bytes(b"x")
+    (first / "model.zip").write_bytes(b"x")
+    os.utime(second / "best_model.zip", (1, 1))
+    assert latest_run(tmp_path) == first
+
+
+def test_config_round_trip_and_errors(tmp_path):
+    config = {"algo": "ppo", "env": SKI, "env_kwargs": {"slope": "blue"}, "hyperparams": {"learning_rate": "lin_3e-4"}}
+    write_config(tmp_path, config)
+    assert read_config(tmp_path) == config
+    assert [p.name for p in tmp_path.iterdir()] == ["config.yml"]  # no temporary file left behind
+    with pytest.raises(RunError, match="does not exist"):
+        read_config(tmp_path / "nowhere")
+    (tmp_path / "config.yml").write_text("algo: [ppo\n")
+    with pytest.raises(RunError, match="not valid YAML"):
+        read_config(tmp_path)
+
+
+def test_atomic_save_keeps_the_old_file_when_the_save_fails(tmp_path):
+    model = small(PPO, n_steps=64)
+    path = tmp_path / "model.zip"
+    atomic_save_model(model, path)
+    before = path.read_bytes()
+
+    class Broken:
+        def save(self, f):
+            f.write(b"half a zip")
+            raise RuntimeError("killed mid-save")
+
+    with pytest.raises(RuntimeError):
+        atomic_save_model(Broken(), path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.zip"]
+
+
+def test_load_agent_from_run_zip_and_checkpoint(tmp_path, monkeypatch):
+    run = new_run_dir("ppo", SKI, tmp_path / "runs")
+    venv = VecNormalize(DummyVecEnv([lambda: gym.make(SKI)]))
+    obs = venv.reset()
+    final, best = PPO("MlpPolicy", venv, n_steps=64, seed=1), PPO("MlpPolicy", venv, n_steps=64, seed=2)
+    atomic_save_model(final, run / "model.zip")
+    atomic_save_model(best, run / "best_model.zip")
+    atomic_save_vecnormalize(venv, run / "vecnormalize.pkl")
+    (run / "checkpoints").mkdir()
+    atomic_save_model(final, run / "checkpoints" / "rl_model_64_steps.zip")
+    write_config(run, {"algo": "ppo", "env": SKI})
+
+    agent = load_agent(run)
+    assert isinstance(agent, LoadedAgent) and agent.path == run / "best_model.zip"
+    assert agent.config["algo"] == "ppo" and agent.vecnormalize is None  # no best_vecnormalize.pkl saved
+    agent = load_agent(run, prefer_best=False)
+    assert agent.path == run / "model.zip" and agent.vecnormalize is not None
+    raw = venv.get_original_obs()
+    action, _ = agent.predict(raw)
+    expected, _ = final.predict(venv.normalize_obs(raw), deterministic=True)
+    assert np.array_equal(action, expected) and np.allclose(venv.normalize_obs(raw), obs)
+    checkpoint = load_agent(run / "checkpoints" / "rl_model_64_steps.zip")
+    assert checkpoint.config["algo"] == "ppo"  # found in the run folder above checkpoints/
+    monkeypatch.chdir(tmp_path)
+    assert load_agent(None).path.resolve() == run / "best_model.zip"  # None: the latest run under ./runs
+    monkeypatch.chdir(run)
+    with pytest.raises(RunError, match="no runs under runs/"):
+        load_agent(None)
+
+
+@pytest.mark.parametrize(
+    ("cls", "env_id"),
+    [
+        (PPO, SKI),
+        (A2C, SKI),
+        (DQN, SKI),
+        (RecurrentPPO, SKI),
+        (SAC, "trendgym/SkiContinuous-v0"),
+        (TQC, "trendgym/SkiContinuous-v0"),
+    ],
+)
+def test_a_bare_zip_loads_as_the_algorithm_that_saved_it(tmp_path, cls, env_id):
+    small(cls, env_id).save(tmp_path / "agent.zip")
+    agent = load_agent(tmp_path / "agent.zip")
+    assert type(agent.model) is cls and agent.config == {}
+
+
+def test_load_errors_are_run_errors(tmp_path):
+    with pytest.raises(RunError, match="does not exist"):
+        load_agent(tmp_path / "missing.zip")
+    (tmp_path / "corrupt.zip").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(RunError, match="not a model zip"):
+        load_agent(tmp_path / "corrupt.zip")
+    small(DQN).save(tmp_path / "dqn.zip")
+    write_config(tmp_path, {"algo": "ppo"})  # the config says PPO, the zip is a DQN
+    with pytest.raises(RunError, match="not a PPO model"):
+        load_agent(tmp_path / "dqn.zip")
+    empty = new_run_dir("ppo", SKI, tmp_path)
+    with pytest.raises(RunError, match="holds no model"):
+        load_agent(empty)

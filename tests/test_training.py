@@ -1,0 +1,256 @@
+"""Training from scripts: a short PPO run learns, TensorBoard gets SB3's and the ski env's curves, runs
+resume, survive SIGKILL and Ctrl-C, and bad input gets one line, never a traceback."""
+
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import yaml
+from stable_baselines3 import PPO
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import envs  # noqa: F401
+from agents import seeds
+from agents.baselines import RandomPolicy
+from agents.runs import load_agent, read_config
+from agents.training import TrainConfig, train
+from agents.vec_env import make_vec_env
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = [sys.executable, str(ROOT / "scripts" / "train.py")]
+SKI = "trendgym/Ski-v0"
+BUDGET = 16 * 256 * 8  # 8 PPO updates of the tuned Ski-v0 entry: about 10 s
+
+
+def short_config(root: Path, **changes) -> TrainConfig:
+    settings = dict(
+        algo="ppo",
+        env=SKI,
+        seed=1,
+        timesteps=BUDGET,
+        tensorboard_log=root,
+        eval_freq=BUDGET // 2,
+        eval_episodes=3,
+        save_freq=BUDGET // 2,
+        verbose=0,
+        n_frames=3,
+    )
+    return TrainConfig(**{**settings, **changes})
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    return train(short_config(tmp_path_factory.mktemp("runs")))
+
+
+def scalars(run_dir: Path) -> EventAccumulator:
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    return events
+
+
+def mean_return(policy, courses) -> float:
+    env = gym.make(SKI)
+    returns = []
+    for seed in courses:
+        obs, _ = env.reset(seed=seed)
+        total, done = 0.0, False
+        while not done:
+            action, _ = policy.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, _ = env.step(int(action))
+            total, done = total + reward, terminated or truncated
+        returns.append(total)
+    return float(np.mean(returns))
+
+
+def run_script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*TRAIN, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_native_vec_env_matches_dummy_step_by_step():
+    dummy = make_vec_env(SKI, 3, seed=7, env_kwargs={"slope": "black"}, kind="dummy")
+    native = make_vec_env(SKI, 3, seed=7, env_kwargs={"slope": "black"}, kind="native")
+    assert np.allclose(dummy.reset(), native.reset())
+    rng, episodes = np.random.default_rng(0), 0
+    for t in range(1500):
+        actions = rng.integers(0, 6, 3) if t % 5 else np.full(3, 2)  # glide now and then, to finish some runs
+        obs_d, rew_d, done_d, infos_d = dummy.step(actions)
+        obs_n, rew_n, done_n, infos_n = native.step(actions)
+        assert np.allclose(obs_d, obs_n, atol=1e-5) and np.allclose(rew_d, rew_n, atol=1e-4)
+        assert np.array_equal(done_d, done_n)
+        for info_d, info_n in zip(infos_d, infos_n, strict=True):
+            assert info_d["TimeLimit.truncated"] == info_n["TimeLimit.truncated"]
+            assert info_d["clean"] == info_n["clean"] and info_d["gates_passed"] == info_n["gates_passed"]
+            if "terminal_observation" in info_d:
+                episodes += 1
+                assert np.allclose(info_d["terminal_observation"], info_n["terminal_observation"], atol=1e-5)
+                assert info_d["episode"]["l"] == info_n["episode"]["l"]
+                assert info_d["episode"]["r"] == pytest.approx(info_n["episode"]["r"], rel=1e-4)
+    assert episodes >= 3
+
+
+def test_short_ppo_run_beats_the_random_policy(short_run):
+    agent = load_agent(short_run.run_dir, prefer_best=False)
+    courses = seeds.test_seeds(10)
+    random = RandomPolicy(gym.make(SKI).action_space, seed=0)
+    assert mean_return(agent, courses) > mean_return(random, courses) + 100  # random skis about -130, clean is 165
+
+
+def test_run_folder_holds_everything(short_run):
+    run = short_run.run_dir
+    assert run.parent.name == "ppo" and run.name == "Ski-v0_1"
+    names = {p.name for p in run.iterdir()}
+    assert {"config.yml", "model.zip", "vecnormalize.pkl", "best_model.zip", "best_vecnormalize.pkl"} <= names
+    assert "evaluations.npz" in names and any(n.startswith("events.out.tfevents") for n in names)
+    assert {p.name for p in (run / "checkpoints").iterdir()} >= {
+        f"rl_model_{BUDGET // 2}_steps.zip",
+        f"rl_model_vecnormalize_{BUDGET // 2}_steps.pkl",
+    }
+    config = read_config(run)
+    assert config["algo"] == "ppo" and config["env"] == SKI and config["seed"] == 1
+    assert config["hyperparams"]["learning_rate"] == "lin_3e-4"
+    assert config["hyperparams"]["policy_kwargs"] == "dict(net_arch=[64, 64])"
+    assert {"stable-baselines3", "torch", "gymnasium", "trendgym"} <= set(config["versions"])
+    with np.load(run / "evaluations.npz") as data:
+        assert data["results"].shape == (2, 3) and list(data["timesteps"]) == [BUDGET // 2, BUDGET]
+
+
+def test_tensorboard_has_sb3_and_ski_curves(short_run):
+    events = scalars(short_run.run_dir)
+    tags = set(events.Tags()["scalars"])
+    assert {"rollout/ep_rew_mean", "train/value_loss", "train/learning_rate", "eval/mean_reward"} <= tags
+    assert {"ski/clean_run_rate", "ski/gates_passed", "ski/gates_missed", "ski/falls", "ski/tree_hits"} <= tags
+    assert {"ski/finish_time", "eval/clean_run_rate"} <= tags
+    assert "eval/episode" in events.Tags()["images"]
+    gates = [e.value for e in events.Scalars("ski/gates_passed")]
+    assert all(0 <= g <= 8 for g in gates)  # green has 8 gates
+
+
+def test_resume_continues_the_step_count(short_run, tmp_path):
+    run = tmp_path / "ppo" / "Ski-v0_1"
+    shutil.copytree(short_run.run_dir, run)
+    before = max(e.step for e in scalars(run).Scalars("rollout/ep_rew_mean"))
+    result = train(short_config(tmp_path, resume=str(run), timesteps=BUDGET + 16 * 256 * 2))
+    assert result.run_dir == run and result.num_timesteps > short_run.num_timesteps
+    steps = [e.step for e in scalars(run).Scalars("rollout/ep_rew_mean")]
+    assert max(steps) > before and min(steps) < before  # one curve, continued, not restarted
+    assert read_config(run)["resumes"][0]["from"].endswith("model.zip")
+    assert load_agent(run, prefer_best=False).model.num_timesteps == result.num_timesteps
+
+
+def start_training(tmp_path: Path, *extra: str) -> subprocess.Popen:
+    args = ["--timesteps", "1e6", "--save-freq", "8192", "--eval-freq", "8192", "--eval-episodes", "2", "--quiet"]
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
+    return subprocess.Popen(
+        [*TRAIN, *args, "--tensorboard-log", str(tmp_path / "runs"), *extra],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_checkpoint(process: subprocess.Popen, run: Path, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while not list((run / "checkpoints").glob("rl_model_*_steps.zip")):
+        assert process.poll() is None, process.communicate()
+        assert time.time() < deadline, "no checkpoint in time"
+        time.sleep(0.2)
+
+
+def test_sigkill_leaves_every_file_readable(tmp_path):
+    process = start_training(tmp_path)
+    run = tmp_path / "runs" / "ppo" / "Ski-v0_1"
+    try:
+        wait_for_checkpoint(process, run)
+        time.sleep(1.0)  # into the next writes
+    finally:
+        process.kill()
+        process.communicate()
+    assert yaml.safe_load((run / "config.yml").read_text())["algo"] == "ppo"
+    zips = list(run.rglob("*.zip"))
+    assert zips and not list(run.rglob("*.tmp"))  # a kill between write and rename may leave one; here none
+    for path in zips:
+        assert load_agent(path).model.num_timesteps > 0
+    if (run / "evaluations.npz").exists():
+        with np.load(run / "evaluations.npz") as data:
+            assert len(data["timesteps"]) >= 1
+    assert "rollout/ep_rew_mean" in scalars(run).Tags()["scalars"]
+
+
+def test_ctrl_c_saves_the_model_and_exits_130(tmp_path):
+    process = start_training(tmp_path)
+    run = tmp_path / "runs" / "ppo" / "Ski-v0_1"
+    try:
+        wait_for_checkpoint(process, run)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Traceback" not in stdout
+    assert "--resume" in stdout
+    assert load_agent(run / "model.zip").model.num_timesteps >= 8192
+    assert (run / "vecnormalize.pkl").is_file()
+
+
+def one_line_error(result_code: int, stderr: str, code: int, message: str) -> None:
+    assert result_code == code, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], stderr
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--env", "trendgym/Skii-v0"], 2, "unknown env"),
+        (["--frobnicate"], 2, "unrecognized arguments"),
+        (["--algo", "sac"], 2, "SkiContinuous-v0"),
+        (["--resume", "corrupt.zip"], 1, "corrupt"),
+    ],
+)
+def test_bad_input_gets_one_line_and_an_exit_code(tmp_path, args, code, message):
+    (tmp_path / "corrupt.zip").write_bytes(b"not a zip")
+    result = run_script(*args, "--tensorboard-log", str(tmp_path / "runs"), "--quiet", cwd=tmp_path)
+    one_line_error(result.returncode, result.stderr, code, message)
+    assert not list((tmp_path / "runs").rglob("config.yml"))  # nothing half-made
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--algo", "ppo3"], 2, "invalid choice"),
+        (["--timesteps", "many"], 2, "not a number"),
+        (["--env-kwargs", "colour:red"], 2, "colour"),
+        (["--env-kwargs", "slope:red"], 2, "red"),
+        (["--hyperparams", "learning_rate"], 2, "key:value"),
+        (["--hyperparams", "n_step:8"], 2, "no hyperparameter 'n_step'"),
+        (["--hyperparams", "seed:3"], 2, "--seed"),
+        (["--seed", "600"], 2, "--seed"),
+        (["--resume", "runs/ppo/Nothing_1"], 1, "no such run"),
+        (["--resume", "elsewhere.zip"], 1, "config.yml"),
+    ],
+)
+def test_bad_input_in_process(tmp_path, monkeypatch, capsys, args, code, message):
+    """The same checks as above without a new Python per case (main() is what the script runs)."""
+    spec = importlib.util.spec_from_file_location("train_script", ROOT / "scripts" / "train.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.chdir(tmp_path)
+    PPO("MlpPolicy", gym.make(SKI), n_steps=64).save(tmp_path / "elsewhere.zip")  # a zip outside any run
+    try:
+        result = script.main([*args, "--tensorboard-log", str(tmp_path / "runs"), "--quiet"])
+    except SystemExit as e:  # argparse's errors
+        result = e.code
+    one_line_error(result, capsys.readouterr().err, code, message)
+    assert not list((tmp_path / "runs").rglob("config.yml"))
