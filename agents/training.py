@@ -175,6 +175,8 @@ def _fresh_plan(config: TrainConfig) -> _Plan:
     env = probe_env(config.env, config.env_kwargs)
     try:
         check_action_space(config.algo, env.action_space, config.env)
+        if config.algo.lower() == "maskableppo" and not hasattr(env.unwrapped, "action_masks"):
+            raise ConfigError(f"maskableppo needs an env with action_masks(); {config.env} has none, use ppo")
     finally:
         env.close()
     raw = _raw_hyperparams(config)
