@@ -20,6 +20,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import torch
 
+from agents.cli import OneLineParser, positive_int
 from agents.evaluation import (
     EnvConfigError,
     OptionNotApplicable,
@@ -36,20 +37,6 @@ from agents.seeds import TEST_SEED, test_seeds
 from envs.ski.course import SLOPES
 
 DEFAULT_EPISODES = 20
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a usage mistake in one line (exit 2) instead of the usage block and the error."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

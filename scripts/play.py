@@ -13,6 +13,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # keep pygame's greeti
 
 from gymnasium.error import DependencyNotInstalled
 
+from agents.cli import OneLineParser
 from envs.ski.course import SLOPES, get_slope
 from envs.ski.play import NoDisplayError, play
 
@@ -33,7 +34,7 @@ examples:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="play.py",
         description="Ski a slalom course of trendgym/Ski-v0 in a window; each run prints the score an agent gets.",
         epilog=EXAMPLES,

@@ -7,9 +7,8 @@ import shlex
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
 from agents.algorithms import ALGOS, AlgorithmError
+from agents.cli import OneLineParser, non_negative_int, positive_int
 from agents.hyperparams import HyperparamsError, parse_key_values
 from agents.runs import RUNS_ROOT, RunError
 from agents.training import ConfigError, TrainConfig, train
@@ -34,26 +33,8 @@ them. Values read as in RL Zoo: 3e-4 and 256 are numbers, true/false booleans, a
 """
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse that prints a usage error as one line (exit 2), not the usage block above it."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"train.py: error: {message} (see --help)\n")
-
-
-def timesteps(text: str) -> int:
-    """``2e6`` and ``2000000`` alike: budgets are easier to type in scientific notation."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 1 or value != int(value):
-        raise argparse.ArgumentTypeError(f"must be a positive whole number: {text!r}")
-    return int(value)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(
+    p = OneLineParser(
         prog="train.py",
         description="Train an agent; runs go to runs/<algo>/<env>_<n>/ (model, best model, config, TensorBoard).",
         epilog=EXAMPLES,
@@ -62,14 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--algo", default="ppo", choices=list(ALGOS), metavar="ALGO", help=f"one of: {', '.join(ALGOS)}")
     p.add_argument("--env", default="trendgym/Ski-v0", help="a registered env id (default: %(default)s)")
     p.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY:VALUE", help="gym.make arguments: slope:blue")
-    p.add_argument("--timesteps", type=timesteps, help="total budget (default: n_timesteps of the yml)")
-    p.add_argument("--n-envs", type=int, help="envs trained at once (default: n_envs of the yml)")
-    p.add_argument("--seed", type=int, default=0, help="training env i starts from seed*1000+i (default: 0)")
+    p.add_argument("--timesteps", type=positive_int, help="total budget (default: n_timesteps of the yml)")
+    p.add_argument("--n-envs", type=positive_int, help="envs trained at once (default: n_envs of the yml)")
+    p.add_argument(
+        "--seed", type=non_negative_int, default=0, help="training env i starts from seed*1000+i (default: 0)"
+    )
     p.add_argument("--hyperparams", nargs="*", default=[], metavar="KEY:VALUE", help="override the yml's entry")
     p.add_argument("--tensorboard-log", type=Path, default=RUNS_ROOT, help="root of the run folders (default: runs)")
-    p.add_argument("--eval-freq", type=timesteps, default=100_000, help="timesteps between validations")
-    p.add_argument("--eval-episodes", type=int, default=20, help="validation courses per validation (default: 20)")
-    p.add_argument("--save-freq", type=timesteps, default=200_000, help="timesteps between checkpoints")
+    p.add_argument("--eval-freq", type=positive_int, default=100_000, help="timesteps between validations")
+    p.add_argument(
+        "--eval-episodes", type=positive_int, default=20, help="validation courses per validation (default: 20)"
+    )
+    p.add_argument("--save-freq", type=positive_int, default=200_000, help="timesteps between checkpoints")
     p.add_argument("--no-eval", action="store_true", help="no validation during training")
     p.add_argument("--resume", metavar="RUN_OR_ZIP", help="continue a run folder or a model zip of one")
     p.add_argument(
@@ -105,9 +90,6 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    if args.n_envs is not None and args.n_envs < 1:
-        print("train.py: error: --n-envs must be at least 1", file=sys.stderr)
-        return 2
     try:
         result = train(config_from_args(args, argv))
     except (ConfigError, HyperparamsError, AlgorithmError) as e:

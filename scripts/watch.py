@@ -25,6 +25,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import torch
 
+from agents.cli import OneLineParser, positive_float, positive_int
 from agents.evaluation import (
     EnvConfigError,
     EpisodeResult,
@@ -46,27 +47,6 @@ from agents.recording import (
 from agents.runs import RunError, config_dir_of, load_agent
 from agents.seeds import TEST_SEED
 from envs.ski.course import SLOPES
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a usage mistake in one line (exit 2) instead of the usage block and the error."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-    return value
 
 
 def video_path(text: str) -> Path:

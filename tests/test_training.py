@@ -184,7 +184,7 @@ def test_sigkill_leaves_every_file_readable(tmp_path):
     if (run / "evaluations.npz").exists():
         with np.load(run / "evaluations.npz") as data:
             assert len(data["timesteps"]) >= 1
-    assert "rollout/ep_rew_mean" in scalars(run).Tags()["scalars"]
+    assert scalars(run).Tags()["scalars"], "the event files read back (what they hold depends on when the kill came)"
 
 
 def test_ctrl_c_saves_the_model_and_exits_130(tmp_path):
@@ -230,7 +230,7 @@ def test_bad_input_gets_one_line_and_an_exit_code(tmp_path, args, code, message)
     ("args", "code", "message"),
     [
         (["--algo", "ppo3"], 2, "invalid choice"),
-        (["--timesteps", "many"], 2, "not a number"),
+        (["--timesteps", "many"], 2, "expected a positive integer"),
         (["--env-kwargs", "colour:red"], 2, "colour"),
         (["--env-kwargs", "slope:red"], 2, "red"),
         (["--hyperparams", "learning_rate"], 2, "key:value"),
