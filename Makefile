@@ -19,7 +19,7 @@ $(VENV)/.dev: $(VENV)/.base
 	touch $@
 
 run: $(VENV)/.base
-	$(BIN)/python scripts/main_job.py
+	$(BIN)/python scripts/quickstart.py
 
 test: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -1,0 +1,77 @@
+"""The main job (`make run`): train PPO on a ski slope, judge it on unseen courses beside the baselines, write a
+GIF of one run, and say where everything is. Each step is one of the other scripts' functions.
+
+Examples:
+  python scripts/quickstart.py                    # the green slope, about 2 minutes on 2 CPU cores
+  python scripts/quickstart.py --slope blue --timesteps 6e6
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+from agents.cli import EXIT_INTERRUPTED, OneLineParser, fail, non_negative_int, positive_int
+from agents.evaluation import compare_with_baselines, format_table
+from agents.recording import record_episodes
+from agents.runs import RunError, load_agent
+from agents.seeds import TEST_SEED, test_seeds
+from agents.training import ConfigError, TrainConfig, train
+from envs.ski.course import SLOPES
+
+ENV_ID = "trendgym/Ski-v0"
+CLEAN_TARGET = 0.8  # the share of unseen courses the trained skier should ski cleanly
+
+
+def build_parser() -> OneLineParser:
+    doc_head, examples = __doc__.split("Examples:")
+    parser = OneLineParser(prog="quickstart.py", description=doc_head.strip(), epilog="examples:" + examples)
+    parser.add_argument("--slope", choices=list(SLOPES), default="green", help="the slope to learn (default: green)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="training seed (default: 0)")
+    parser.add_argument("--timesteps", type=positive_int, help="training budget (default: the tuned one)")
+    parser.add_argument("--episodes", type=positive_int, default=100, help="unseen courses to judge on (default: 100)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    env_kwargs = {"slope": args.slope}
+    started = time.perf_counter()
+    try:
+        result = train(TrainConfig(env=ENV_ID, env_kwargs=env_kwargs, seed=args.seed, timesteps=args.timesteps))
+    except (ConfigError, RunError) as e:
+        return fail("quickstart.py", e)
+    if result.interrupted:
+        print(f"\ninterrupted; resume with: python scripts/train.py --resume {result.run_dir}")
+        return EXIT_INTERRUPTED
+    minutes = (time.perf_counter() - started) / 60
+    run = result.run_dir
+
+    print(f"\njudging the trained skier on {args.episodes} courses it never saw ...")
+    agent = load_agent(run)
+    results = compare_with_baselines(agent, ENV_ID, env_kwargs, test_seeds(args.episodes), name="PPO")
+    print(format_table(results))
+    clean = results[0].metric_means()["clean"]
+
+    gif = run / "episode.gif"
+    record_episodes(agent, ENV_ID, env_kwargs, [TEST_SEED], gif, frame_skip=2)
+
+    verdict = "meets" if clean >= CLEAN_TARGET else "falls short of"
+    print(
+        f"\nPPO trained {result.num_timesteps:,} steps in {minutes:.1f} min; it skis {clean:.0%} of unseen "
+        f"{args.slope} courses cleanly, which {verdict} the {CLEAN_TARGET:.0%} target.\n"
+        f"  run folder:   {run}\n"
+        f"  one run:      {gif}\n"
+        f"  TensorBoard:  tensorboard --logdir {run.parent.parent}   (then open http://localhost:6006)\n"
+        f"  watch it:     python scripts/watch.py {run}\n"
+        f"  judge it:     python scripts/evaluate.py {run} --slope blue\n"
+        f"  go further:   python scripts/train.py --resume {run} --timesteps 6e6"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
