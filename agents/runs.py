@@ -20,16 +20,12 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import pickle
 import re
-import uuid
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
 
 import numpy as np
 import yaml
@@ -37,6 +33,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
 from agents.algorithms import ALGOS
+from agents.files import atomic_write, atomic_write_text
 
 RUNS_ROOT = Path("runs")
 CONFIG_FILE = "config.yml"
@@ -103,38 +100,10 @@ def latest_run(root: Path = RUNS_ROOT) -> Path:
     return newest[1]
 
 
-@contextmanager
-def _atomic_file(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; on success flush it to disk and rename it over ``path``.
-
-    On an exception the temporary file is removed and ``path`` keeps its old content.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # open(..., "x") rather than mkstemp: the file gets the usual permissions (mkstemp's are owner-only).
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with open(tmp, mode.replace("w", "x")) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Call ``write(file)`` on a temporary binary file and rename it over ``path`` when done."""
-    with _atomic_file(path) as f:
-        write(f)
-
-
 def write_config(run_dir: Path, config: dict) -> None:
     """Write ``config.yml`` atomically, keys in the order given (the order a person reads them in)."""
     text = yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
-    with _atomic_file(Path(run_dir) / CONFIG_FILE, "w") as f:
-        f.write(text)
+    atomic_write_text(Path(run_dir) / CONFIG_FILE, text)
 
 
 def read_config(run_dir: Path) -> dict:

@@ -32,7 +32,8 @@ from agents.evaluation import (
     format_table,
     make_env,
 )
-from agents.runs import RunError, atomic_write, load_agent
+from agents.files import atomic_write_text
+from agents.runs import RunError, load_agent
 from agents.seeds import TEST_SEED, test_seeds
 from envs.ski.course import SLOPES
 
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> None:
     print(format_table(results))
     if args.json is not None:
         record = comparison_dict(results, model=str(agent.path), config=agent.config)
-        atomic_write(args.json, lambda f: f.write(json.dumps(record, indent=2, default=str).encode() + b"\n"))
+        atomic_write_text(args.json, json.dumps(record, indent=2, default=str) + "\n")
         print(f"wrote {args.json}")
 
 

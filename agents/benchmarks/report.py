@@ -12,42 +12,15 @@ import json
 import os
 import platform
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from agents.files import atomic_write_text
+
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader sees either the old file or the whole new one.
-
-    The text goes to a temporary file in the same directory (so ``os.replace`` is a rename on one file
-    system, which POSIX and Windows make atomic) and replaces the target only once it is flushed to disk.
-    A crash or Ctrl-C half way leaves the previous report intact, as DESIGN.md asks of everything written.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as tmp:
-            tmp.write(text)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.chmod(tmp_name, _file_mode(path))
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
-def _file_mode(path: Path) -> int:
-    """The mode the written file should have: the old file's, else what ``open`` would give under the umask
-    (``mkstemp`` creates its file private, 0600, which would hide a report from other users)."""
-    try:
-        return path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+    """Write a report so that a reader sees either the old file or the whole new one (see agents.files)."""
+    atomic_write_text(path, text)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
