@@ -35,26 +35,6 @@ def first_env_seed(seed: int | None) -> int | None:
     return None if seed is None else seed * ENV_SEED_STRIDE
 
 
-def _reset_rows(vector_env: VectorEnv, rows: np.ndarray) -> np.ndarray:
-    """Start a new episode for the sub-envs in ``rows`` now, and return the observations of all sub-envs.
-
-    Gymnasium's vector API has no way to reset some sub-envs of a next-step-autoreset env, so this asks the
-    env for ``reset_rows(rows) -> obs`` when it has one, and otherwise does for the ski env what its own
-    next-step autoreset does (:meth:`SkiVectorEnv.step`), through its internals.
-    """
-    if hasattr(vector_env, "reset_rows"):
-        return vector_env.reset_rows(rows)
-    from envs.ski.physics import observe
-    from envs.ski.vector_env import SkiVectorEnv
-
-    if not isinstance(vector_env, SkiVectorEnv):
-        raise TypeError(f"{type(vector_env).__name__} cannot reset single sub-envs; use vec_env='dummy'")
-    vector_env._restart(rows)
-    vector_env._steps[rows] = 0
-    vector_env._prev_done[rows] = False
-    return observe(vector_env._state, vector_env._tables, vector_env._constants, vector_env._ops)
-
-
 def _split_infos(info: dict[str, Any], num_envs: int) -> list[dict[str, Any]]:
     """Gymnasium's dict of arrays (with ``_key`` masks) -> SB3's list of one dict per sub-env, Python scalars."""
     infos: list[dict[str, Any]] = [{} for _ in range(num_envs)]
@@ -73,13 +53,15 @@ class NativeVecEnv(VecEnv):
     """An SB3 VecEnv over a Gymnasium vector env, resetting finished sub-envs in the same step as SB3 does.
 
     :param vector_env: a Gymnasium ``VectorEnv`` with next-step autoreset whose sub-envs can be reset alone
-        (the ski env's ``SkiVectorEnv``, or any env with a ``reset_rows(rows) -> obs`` method).
+        through a ``reset_rows(rows) -> obs`` method (the ski env's ``SkiVectorEnv`` has one).
     """
 
     def __init__(self, vector_env: VectorEnv) -> None:
         mode = vector_env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
         if mode != AutoresetMode.NEXT_STEP:
             raise ValueError(f"NativeVecEnv expects a next-step autoreset vector env, got {mode}")
+        if not callable(getattr(vector_env, "reset_rows", None)):
+            raise TypeError(f"{type(vector_env).__name__} cannot reset single sub-envs; use vec_env='dummy'")
         self.vector_env = vector_env
         super().__init__(vector_env.num_envs, vector_env.single_observation_space, vector_env.single_action_space)
         self.metadata = vector_env.metadata
@@ -107,7 +89,7 @@ class NativeVecEnv(VecEnv):
             rows = np.flatnonzero(dones)
             for i in rows:
                 infos[i]["terminal_observation"] = obs[i].copy()
-            obs = _reset_rows(self.vector_env, rows)
+            obs = self.vector_env.reset_rows(rows)  # Gymnasium's vector API cannot reset some sub-envs
         return obs, np.asarray(rewards, dtype=np.float32), dones, infos
 
     def close(self) -> None:

@@ -76,3 +76,48 @@ def test_vector_env_refuses_what_it_cannot_do():
         SkiVectorEnv(num_envs=2, slope="red")
     with pytest.raises(ValueError, match="2 seeds for 3 envs"):
         SkiVectorEnv(num_envs=3).reset(seed=[1, 2])
+
+
+@pytest.mark.parametrize("course_seed", [None, 4])
+def test_reset_rows_starts_those_skiers_next_episodes_as_single_envs_reset_and_leaves_the_rest(course_seed):
+    n, seed = 4, 21
+    vec = SkiVectorEnv(num_envs=n, course_seed=course_seed)
+    singles = [gym.make("trendgym/Ski-v0", course_seed=course_seed) for _ in range(n)]
+    vec.reset(seed=seed)
+    for i, env in enumerate(singles):
+        env.reset(seed=seed + i)
+    rng = np.random.default_rng(0)
+    for t in range(60):
+        actions = rng.integers(0, 6, n)
+        obs, _, _, _, info = vec.step(actions)
+        expected = np.stack([env.step(a)[0] for env, a in zip(singles, actions, strict=True)])
+        np.testing.assert_array_equal(obs, expected)
+        if t % 20 == 19:  # the same skiers again and again: each needs a fresh episode drawn every time
+            time_before = info["time"].copy()
+            obs = vec.reset_rows(np.array([1, 3]))
+            expected[[1, 3]] = [singles[1].reset()[0], singles[3].reset()[0]]
+            np.testing.assert_array_equal(obs, expected)
+            np.testing.assert_array_equal(info["time"], time_before)  # the info already returned stays as it was
+
+
+def test_reset_without_a_seed_continues_each_skiers_generator_and_a_list_reseeds_only_some():
+    n = 3
+    vec = SkiVectorEnv(num_envs=n)
+    singles = [gym.make("trendgym/Ski-v0") for _ in range(n)]
+    vec.reset(seed=8)
+    for i, env in enumerate(singles):
+        env.reset(seed=8 + i)
+    obs, _ = vec.reset()
+    np.testing.assert_array_equal(obs, np.stack([env.reset()[0] for env in singles]))
+    obs, _ = vec.reset(seed=[None, 50, None])
+    expected = [singles[0].reset()[0], singles[1].reset(seed=50)[0], singles[2].reset()[0]]
+    np.testing.assert_array_equal(obs, np.stack(expected))
+
+
+def test_info_arrays_shared_between_steps_are_read_only():
+    vec = SkiVectorEnv(num_envs=2)
+    _, info = vec.reset(seed=0)
+    with pytest.raises(ValueError):
+        info["_speed"][0] = False
+    _, _, _, _, info = vec.step(np.array([2, 2]))
+    assert info["clean"].tolist() == [False, False] and info["_clean"].all()

@@ -4,8 +4,8 @@ A course is a straight piste down the fall line. ``y`` is the distance down the 
 (metres, growing downhill) and ``x`` the lateral position (metres, 0 on the fall line). The camera looks down
 on the slope with downhill at the bottom of the screen, so ``+x`` is to the right of the screen.
 
-Everything here is plain numpy, so a course costs tens of microseconds to draw: the native vector env draws
-one for each skier at every reset.
+Everything here is plain numpy, so a course costs tens of microseconds to draw, and a batch of courses hardly
+more: the native vector env draws one for each skier at every reset.
 """
 
 from __future__ import annotations
@@ -100,22 +100,48 @@ class Course:
 def generate_course(rng: np.random.Generator, slope: Slope) -> Course:
     """Draw a course: gates alternate sides like a real slalom; trees avoid the flags but not the racing line.
 
-    This runs at every reset of every skier of the vector env, so the course is made from a single draw of
-    uniform numbers and a few numpy operations on them (about 15 microseconds).
+    The course is made from a single draw of :func:`course_draws` uniform numbers (see :func:`make_courses`).
+    """
+    batch = make_courses(slope, rng.random((1, course_draws(slope))))
+    return Course(slope, batch.gate_x[0], batch.gate_y[0], batch.tree_x[0], batch.tree_y[0], int(batch.scenery_seed[0]))
+
+
+@dataclass(frozen=True)
+class CourseBatch:
+    """The gates and obstacle trees of ``k`` courses of one slope, one course per row."""
+
+    gate_x: np.ndarray  # (k, n_gates)
+    gate_y: np.ndarray
+    tree_x: np.ndarray  # (k, n_trees)
+    tree_y: np.ndarray
+    scenery_seed: np.ndarray  # (k,) ints
+
+
+def course_draws(slope: Slope) -> int:
+    """How many uniform numbers one course of this slope is made from."""
+    return _layout(slope).n_draws
+
+
+def make_courses(slope: Slope, u: np.ndarray) -> CourseBatch:
+    """Make ``k`` courses at once from ``u``, a ``(k, course_draws(slope))`` array of uniform numbers in [0, 1).
+
+    The native vector env draws a new course for every skier that finishes, often several in one step, so
+    the courses are made a batch at a time: the cost is a few dozen numpy operations on small arrays
+    whatever the batch size. Every operation works along the rows alone, so a course comes out the same
+    whether it is made alone (the single env) or in a batch (the vector env).
     """
     layout = _layout(slope)
-    u = rng.random(layout.n_draws)
-    gate_jitter, gate_offset, side, slot_keys, tree_jitter, tree_across, scenery = (u[part] for part in layout.parts)
+    gate_jitter, gate_offset, side, slot_keys, tree_jitter, tree_across, scenery = (u[:, part] for part in layout.parts)
     gate_y = START_GAP + slope.gate_spacing * (layout.gate_numbers + 0.3 * gate_jitter - 0.15)
-    gate_y[0] = START_GAP
-    sides = layout.alternate if side[0] < 0.5 else -layout.alternate
+    gate_y[:, 0] = START_GAP
+    sides = np.where(side < 0.5, layout.alternate, -layout.alternate)  # which side the first gate is on
     gate_x = sides * (0.35 + 0.65 * gate_offset) * slope.gate_offset
 
-    slots = np.sort(np.argsort(slot_keys)[: layout.n_trees])
+    slots = np.sort(np.argsort(slot_keys, axis=1)[:, : layout.n_trees], axis=1)
     tree_y = layout.first_slot + slots * TREE_SLOT + (2.0 * tree_jitter - 1.0) * TREE_JITTER
     tree_x = (2.0 * tree_across - 1.0) * layout.tree_half_width
     tree_x = _clear_the_gates(slope, layout, gate_x, gate_y, tree_x, tree_y)
-    return Course(slope, gate_x, gate_y, tree_x, tree_y, int(scenery[0] * 2**31))
+    return CourseBatch(gate_x, gate_y, tree_x, tree_y, (scenery[:, 0] * 2**31).astype(np.int64))
 
 
 @dataclass(frozen=True)
@@ -161,14 +187,15 @@ def _clear_the_gates(
     """Move a tree level with a gate outside its flags, so that every gate stays passable.
 
     Gates stand within 15% of a spacing of their nominal place, so rounding finds the gate a tree is level
-    with.
+    with. All arrays hold one course per row.
     """
-    nearest = np.minimum(((tree_y - START_GAP) * (1.0 / slope.gate_spacing) + 0.5).astype(np.intp), len(gate_y) - 1)
-    near_x = gate_x[nearest]
+    nearest = np.minimum(((tree_y - START_GAP) * (1.0 / slope.gate_spacing) + 0.5).astype(np.intp), gate_y.shape[1] - 1)
+    courses = np.arange(len(gate_x))[:, None]  # (fancy indexing is several times faster than take_along_axis)
+    near_x, near_y = gate_x[courses, nearest], gate_y[courses, nearest]
     dx = tree_x - near_x
     keep_out = slope.gate_width / 2 + GATE_CLEARANCE
     side = np.where(dx >= 0, 1.0, -1.0)
     pushed = near_x + side * keep_out
     pushed = np.where(np.abs(pushed) > layout.tree_half_width, near_x - side * keep_out, pushed)
-    blocking = (np.abs(tree_y - gate_y[nearest]) < 5.0) & (np.abs(dx) < keep_out)
+    blocking = (np.abs(tree_y - near_y) < 5.0) & (np.abs(dx) < keep_out)
     return np.where(blocking, pushed, tree_x)

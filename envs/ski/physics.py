@@ -92,22 +92,19 @@ class ScalarOps:
         return table[2 * index], table[2 * index + 1]
 
     @staticmethod
-    def window(table: list[float], first: int, count: int, x: float, y: float) -> list[float]:
-        values = table[2 * first : 2 * (first + count)]
-        out = []
-        for vx, vy in zip(values[0::2], values[1::2], strict=True):
-            out += ((vx - x) * _PER_SENSE_X, (vy - y) * _PER_SENSE_Y)
-        return out
+    def observation(
+        components: list[float], ahead: list[tuple[list[float], int, int]], x: float, y: float
+    ) -> np.ndarray:
+        for table, first, count in ahead:
+            values = table[2 * first : 2 * (first + count)]
+            for vx, vy in zip(values[0::2], values[1::2], strict=True):
+                components += ((vx - x) * _PER_SENSE_X, (vy - y) * _PER_SENSE_Y)
+        obs = np.array(components, dtype=np.float32)
+        return np.clip(obs, -1.0, 1.0, out=obs)
 
     @staticmethod
     def int_zeros(like: float) -> int:
         return 0
-
-    @staticmethod
-    def stack(components: list[float], *windows: list[float]) -> np.ndarray:
-        for window in windows:
-            components += window
-        return np.array(components, dtype=np.float32)
 
 
 class BatchOps:
@@ -125,6 +122,9 @@ class BatchOps:
     def __init__(self, n: int) -> None:
         self.rows = np.arange(n)
         self._row_starts: dict[int, np.ndarray] = {}
+        self._obs = np.empty((OBS_SIZE, n))  # work arrays of observation: values, and where to take them
+        self._index = np.empty((OBS_SIZE, n), dtype=np.intp)
+        self._offsets = np.arange(OBS_SIZE)[:, None]
 
     @staticmethod
     def clip(x: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -136,35 +136,43 @@ class BatchOps:
             starts = self._row_starts[width] = self.rows * width
         return starts
 
-    # Lookups are flat takes, several times faster than table[rows, index] for a thousand rows.
+    # Lookups index the flattened table, several times faster than table[rows, index] for a thousand rows
+    # (and, for a 1-d index, faster than np.take).
     def pair(self, table: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         flat, first = table.reshape(-1), self._starts(table.shape[1]) + 2 * index
-        return np.take(flat, first), np.take(flat, first + 1)
+        return flat[first], flat[first + 1]
 
-    def window(self, table: np.ndarray, first: np.ndarray, count: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        # Laid out (2 * count, n) so that subtracting x and y runs along contiguous rows.
-        offsets = np.arange(2 * count)[:, None]
-        block = np.take(table.reshape(-1), (self._starts(table.shape[1]) + 2 * first) + offsets)
-        block[0::2] -= x
-        block[1::2] -= y
-        block[0::2] *= _PER_SENSE_X  # multiplied in both backends, so they round alike
-        block[1::2] *= _PER_SENSE_Y
-        return block
+    def observation(
+        self,
+        components: list[np.ndarray | float],
+        ahead: list[tuple[np.ndarray, np.ndarray, int]],
+        x: np.ndarray,
+        y: np.ndarray,
+    ) -> np.ndarray:
+        # Built in a (OBS_SIZE, n) work array, a row per component, so that every write and every
+        # subtraction of x and y runs along contiguous memory; then transposed in the one copy that makes it
+        # float32 (a new array: the caller may keep it).
+        out = self._obs
+        for row, values in enumerate(components):
+            out[row] = values
+        row = len(components)
+        for table, first, count in ahead:  # the (x, y) pairs ahead, taken straight into their rows
+            rows = slice(row, row + 2 * count)
+            np.add(self._starts(table.shape[1]) + 2 * first, self._offsets[: 2 * count], out=self._index[rows])
+            # mode='wrap' spares take() a buffered copy of out; the padding keeps every index in range anyway
+            np.take(table.reshape(-1), self._index[rows], out=out[rows], mode="wrap")
+            row += 2 * count
+        relative = out[len(components) :]
+        relative[0::2] -= x
+        relative[1::2] -= y
+        relative[0::2] *= _PER_SENSE_X  # multiplied in both backends, so they round alike
+        relative[1::2] *= _PER_SENSE_Y
+        obs = out.T.astype(np.float32)
+        return np.clip(obs, -1.0, 1.0, out=obs)
 
     @staticmethod
     def int_zeros(like: np.ndarray) -> np.ndarray:
         return np.zeros(np.shape(like), dtype=np.int64)
-
-    def stack(self, components: list[np.ndarray | float], *windows: np.ndarray) -> np.ndarray:
-        # Filled row by row (contiguous), then transposed in the one copy that makes it float32.
-        out = np.empty((len(components) + sum(len(w) for w in windows), len(self.rows)))
-        for row, values in enumerate(components):
-            out[row] = values
-        row = len(components)
-        for window in windows:
-            out[row : row + len(window)] = window
-            row += len(window)
-        return out.T.astype(np.float32)
 
 
 SCALAR = ScalarOps()
@@ -249,13 +257,14 @@ def padded_tables(course: Course) -> tuple[np.ndarray, np.ndarray]:
     return gates, trees
 
 
-def write_course(gates: np.ndarray, trees: np.ndarray, course: Course) -> None:
-    """Write a course into padded tables (or rows of the vector env's tables), leaving the padding alone."""
-    n_gates, n_trees = len(course.gate_x), len(course.tree_x)
-    gates[0 : 2 * n_gates : 2] = course.gate_x
-    gates[1 : 2 * n_gates : 2] = course.gate_y
-    trees[0 : 2 * n_trees : 2] = course.tree_x
-    trees[1 : 2 * n_trees : 2] = course.tree_y
+def write_course(gates: np.ndarray, trees: np.ndarray, course: Any, rows: Any = Ellipsis) -> None:
+    """Write a course into padded tables, leaving the padding alone; or, given ``rows``, a
+    :class:`~envs.ski.course.CourseBatch` into those rows of the vector env's tables."""
+    n_gates, n_trees = course.gate_x.shape[-1], course.tree_x.shape[-1]
+    gates[rows, 0 : 2 * n_gates : 2] = course.gate_x
+    gates[rows, 1 : 2 * n_gates : 2] = course.gate_y
+    trees[rows, 0 : 2 * n_trees : 2] = course.tree_x
+    trees[rows, 1 : 2 * n_trees : 2] = course.tree_y
 
 
 def starting_state(x: Any, heading: Any, ops: Any = SCALAR) -> SkierState:
@@ -388,12 +397,10 @@ def observe(s: SkierState, course: CourseTables, k: SlopeConstants, ops: Any = S
         k.gate_half_width / SENSE_X,
         k.steepness,
     ]
-    gates = ops.window(course.gates, s.gate_index, 2, s.x, s.y)
-    trees = ops.window(course.trees, s.tree_index, N_TREES_SEEN, s.x, s.y)
-    obs = ops.stack(components, gates, trees)
-    # Every component is in [-1, 1] and those whose range starts at 0 cannot go below it: clipping to
-    # scalar bounds is several times faster than to the bound arrays.
-    return np.clip(obs, -1.0, 1.0, out=obs)
+    ahead = [(course.gates, s.gate_index, 2), (course.trees, s.tree_index, N_TREES_SEEN)]
+    # Every component is in [-1, 1] and those whose range starts at 0 cannot go below it, so the backend
+    # clips to scalar bounds, several times faster than to the bound arrays.
+    return ops.observation(components, ahead, s.x, s.y)
 
 
 OBS_LOW = np.array([0, -1, -1, -1, -1, 0, 0, 0, 0] + [-1] * (OBS_SIZE - 9), dtype=np.float32)
@@ -407,10 +414,16 @@ START_HEADING_SPREAD = 0.2  # rad
 def draw_episode(rng: np.random.Generator, slope: Slope, course: Course | None = None) -> tuple[Course, float, float]:
     """Draw what an episode starts from: the course (unless one is fixed), the start offset and heading.
 
-    The single env and each skier of the vector env call this with their own generator in the same order,
-    which is what makes them agree under the same seed.
+    The single env and each skier of the vector env draw these from their own generator in the same order
+    (the course's numbers, then two for the start: see ``SkiVectorEnv._draw_ahead``), which is what makes them
+    agree under the same seed.
     """
     if course is None:
         course = generate_course(rng, slope)
     u_x, u_heading = rng.random(2).tolist()
-    return course, (2.0 * u_x - 1.0) * START_X_SPREAD, (2.0 * u_heading - 1.0) * START_HEADING_SPREAD
+    return course, *start_offsets(u_x, u_heading)
+
+
+def start_offsets(u_x: Any, u_heading: Any) -> tuple[Any, Any]:
+    """The start offset (m) and heading (rad) made from two uniform numbers in [0, 1) (or arrays of them)."""
+    return (2.0 * u_x - 1.0) * START_X_SPREAD, (2.0 * u_heading - 1.0) * START_HEADING_SPREAD

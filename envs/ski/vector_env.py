@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
@@ -12,7 +12,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.ski.course import generate_course, get_slope
+from envs.ski.course import course_draws, generate_course, get_slope, make_courses
 from envs.ski.physics import (
     DT,
     OBS_HIGH,
@@ -22,15 +22,16 @@ from envs.ski.physics import (
     SkierState,
     SlopeConstants,
     advance,
-    draw_episode,
     observe,
     padded_tables,
+    start_offsets,
     starting_state,
     step_reward,
     write_course,
 )
 from envs.ski.ski_env import DISCRETE_ACTIONS
 
+_STATE_FIELDS = tuple(field.name for field in fields(SkierState))
 _TURN = np.array([turn for turn, _ in DISCRETE_ACTIONS])
 _BRAKE = np.array([brake for _, brake in DISCRETE_ACTIONS])
 INFO_KEYS = ("gates_passed", "gates_missed", "falls", "tree_hits", "time", "speed", "finished", "clean")
@@ -42,7 +43,9 @@ class SkiVectorEnv(VectorEnv):
     Made by ``gym.make_vec("trendgym/Ski-v0", num_envs=n, vectorization_mode="vector_entry_point")``; takes
     the same arguments as :class:`envs.ski.ski_env.SkiEnv` (vector observations only). Skier ``i`` reset
     with seed ``s + i`` follows exactly the trajectory of a single ``SkiEnv`` reset with seed ``s + i``,
-    as Gymnasium's ``SyncVectorEnv`` would, at a fraction of the cost per step.
+    as Gymnasium's ``SyncVectorEnv`` would, at a fraction of the cost per step. A finished skier starts its
+    next episode on the next step; :meth:`reset_rows` starts it at once, for clients such as
+    Stable-Baselines3 that reset in the same step.
     """
 
     metadata = {"render_modes": [], "render_fps": round(1 / DT), "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -85,7 +88,16 @@ class SkiVectorEnv(VectorEnv):
         self._rngs: list[np.random.Generator] = []
         self._state: SkierState | None = None
         self._tables: CourseTables | None = None
+        # Every skier's next episode, drawn ahead so that the courses are made many at a time: the course
+        # as table rows, the start offset and heading, and whether it is drawn (False once it has started).
+        self._next_tables: CourseTables | None = None
+        self._next_x, self._next_heading = np.zeros(num_envs), np.zeros(num_envs)
+        self._drawn = np.zeros(num_envs, dtype=bool)
         self._steps = np.zeros(num_envs, dtype=np.int64)
+        # Arrays that every step's info shares, read-only so that a caller cannot change them for later steps.
+        everybody, self._nobody = np.ones(num_envs, dtype=bool), np.zeros(num_envs, dtype=bool)
+        everybody.flags.writeable = self._nobody.flags.writeable = False
+        self._info_masks = {f"_{key}": everybody for key in INFO_KEYS}  # every skier has every key
         self._prev_done = np.zeros(num_envs, dtype=bool)
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
@@ -100,28 +112,73 @@ class SkiVectorEnv(VectorEnv):
             seeds = list(seed)
         if not self._rngs:
             self._rngs = [seeding.np_random(s)[0] for s in seeds]
+            self._drawn[:] = False
         else:
             self._rngs = [
                 seeding.np_random(s)[0] if s is not None else r for s, r in zip(seeds, self._rngs, strict=True)
             ]
+            self._drawn[[s is not None for s in seeds]] = False  # drawn from a generator now replaced
 
         n = self.num_envs
-        template = padded_tables(generate_course(np.random.default_rng(0), self.slope))
-        self._tables = CourseTables(*(np.tile(table, (n, 1)) for table in template))  # padding set once
+        if self._tables is None:  # the padding (and a fixed course) is written once; courses go over it
+            course = self._fixed_course
+            if course is None:
+                course = generate_course(np.random.default_rng(0), self.slope)  # any course: its padding counts
+            gates, trees = (np.tile(table, (n, 1)) for table in padded_tables(course))
+            self._tables, self._next_tables = CourseTables(gates, trees), CourseTables(gates.copy(), trees.copy())
         self._state = starting_state(np.zeros(n), np.zeros(n), self._ops)
         self._restart(np.arange(n))
         self._steps[:] = 0
         self._prev_done[:] = False
-        return observe(self._state, self._tables, self._constants, self._ops), self._info(np.zeros(n, dtype=bool))
+        return observe(self._state, self._tables, self._constants, self._ops), self._info(self._nobody)
+
+    def reset_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Start a new episode now for the skiers in ``rows``, drawn as the next-step autoreset would draw
+        it, and return the observations of all skiers.
+
+        For a caller that resets finished skiers in the same step, as Stable-Baselines3 does
+        (:class:`agents.vec_env.NativeVecEnv`); the next ``step`` then moves these skiers rather than
+        resetting them.
+        """
+        if self._state is None:
+            raise RuntimeError("call reset() before reset_rows()")
+        rows = np.asarray(rows, dtype=np.intp)
+        # The last step's info holds the state's own counters: write into copies so that it stays as it was.
+        self._state = replace(self._state, **{name: getattr(self._state, name).copy() for name in _STATE_FIELDS})
+        self._restart(rows)
+        self._steps[rows] = 0
+        self._prev_done[rows] = False
+        return observe(self._state, self._tables, self._constants, self._ops)
 
     def _restart(self, rows: np.ndarray) -> None:
-        """Draw a new episode for the skiers in ``rows``, each from its own generator."""
-        for i in rows:
-            course, x, heading = draw_episode(self._rngs[i], self.slope, self._fixed_course)
-            write_course(self._tables.gates[i], self._tables.trees[i], course)
-            start = starting_state(x, heading)
-            for field in fields(SkierState):
-                getattr(self._state, field.name)[i] = getattr(start, field.name)
+        """Start the next episode of the skiers in ``rows``: its course and start were drawn ahead."""
+        if not self._drawn[rows].all():
+            # Making a hundred courses costs little more than making one (see make_courses), so this draws
+            # ahead for every skier whose next episode has been used, not only for these.
+            self._draw_ahead(np.flatnonzero(~self._drawn))
+        self._tables.gates[rows] = self._next_tables.gates[rows]
+        self._tables.trees[rows] = self._next_tables.trees[rows]
+        start = starting_state(self._next_x[rows], self._next_heading[rows], self._ops)
+        for name in _STATE_FIELDS:
+            getattr(self._state, name)[rows] = getattr(start, name)
+        self._drawn[rows] = False
+
+    def _draw_ahead(self, rows: np.ndarray) -> None:
+        """Draw the next episode of the skiers in ``rows``: its course (unless fixed) and its start.
+
+        Each skier takes from its own generator what ``SkiEnv.reset`` takes from its own (``draw_episode``),
+        in the same order: the course's numbers, then two for the start. Drawing them before the episode
+        starts changes nothing, as nothing else draws from these generators.
+        """
+        n_course = 0 if self._fixed_course is not None else course_draws(self.slope)
+        u = np.empty((len(rows), n_course + 2))
+        for draws, i in zip(u, rows, strict=True):
+            self._rngs[i].random(out=draws)
+        if n_course:
+            courses = make_courses(self.slope, u[:, :n_course])
+            write_course(self._next_tables.gates, self._next_tables.trees, courses, rows)
+        self._next_x[rows], self._next_heading[rows] = start_offsets(u[:, -2], u[:, -1])
+        self._drawn[rows] = True
 
     def step(self, actions: Any):
         if self._state is None:
@@ -158,9 +215,12 @@ class SkiVectorEnv(VectorEnv):
 
     def _info(self, finished: np.ndarray) -> dict[str, np.ndarray]:
         s = self._state
-        clean = finished & (s.gates_missed + s.falls + s.tree_hits == 0) & (s.gates_passed == self.slope.n_gates)
+        clean = self._nobody
+        if finished.any():  # else nobody finished clean, without the four comparisons
+            faults = s.gates_missed + s.falls + s.tree_hits
+            clean = finished & (faults == 0) & (s.gates_passed == self.slope.n_gates)
         # No copies needed: every step replaces the state's arrays rather than writing into them.
-        values = {
+        info = {
             "gates_passed": s.gates_passed,
             "gates_missed": s.gates_missed,
             "falls": s.falls,
@@ -170,9 +230,5 @@ class SkiVectorEnv(VectorEnv):
             "finished": finished,
             "clean": clean,
         }
-        mask = np.ones(self.num_envs, dtype=bool)
-        info: dict[str, np.ndarray] = {}
-        for key, value in values.items():
-            info[key] = value
-            info[f"_{key}"] = mask
+        info.update(self._info_masks)
         return info
