@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -31,6 +32,27 @@ def fail(prog: str, error: object, code: int = EXIT_RUNTIME) -> int:
     """Print ``error`` as the script's one line on stderr and return the exit code."""
     print(f"{prog}: error: {error}", file=sys.stderr)
     return code
+
+
+def run_guarded(
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace], object],
+    args: argparse.Namespace,
+    usage_errors: tuple[type[Exception], ...] = (),
+    runtime_errors: tuple[type[Exception], ...] = (),
+) -> int:
+    """Run a script's body and turn the user's mistakes into its exit code: a usage error (exit 2) or a runtime
+    error (exit 1) as one line, Ctrl-C as 130. Anything else is a bug and keeps its traceback."""
+    try:
+        run(args)
+    except usage_errors as e:
+        parser.error(str(e))
+    except runtime_errors as e:
+        return fail(parser.prog, e)
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
 
 
 def _whole_number(text: str, minimum: int, what: str) -> int:

@@ -20,7 +20,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import torch
 
-from agents.cli import OneLineParser, positive_int
+from agents.cli import OneLineParser, positive_int, run_guarded
 from agents.evaluation import (
     EnvConfigError,
     OptionNotApplicable,
@@ -97,20 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         except EnvConfigError as e:
             parser.error(str(e))
     torch.set_num_threads(1)
-    try:
-        run(args)
-    except OptionNotApplicable as e:
-        parser.error(str(e))
-    except (RunError, EnvConfigError) as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:  # e.g. --json into a folder that cannot be written
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
-    return 0
+    # OSError: e.g. --json into a folder that cannot be written
+    return run_guarded(parser, run, args, (OptionNotApplicable,), (RunError, EnvConfigError, OSError))
 
 
 if __name__ == "__main__":

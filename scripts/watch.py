@@ -25,7 +25,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import torch
 
-from agents.cli import OneLineParser, positive_float, positive_int
+from agents.cli import OneLineParser, positive_float, positive_int, run_guarded
 from agents.evaluation import (
     EnvConfigError,
     EpisodeResult,
@@ -133,17 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         except EnvConfigError as e:
             parser.error(str(e))
     torch.set_num_threads(1)
-    try:
-        run(args)
-    except (OptionNotApplicable, RecordingError) as e:
-        parser.error(str(e))
-    except (RunError, EnvConfigError, OSError) as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_guarded(parser, run, args, (OptionNotApplicable, RecordingError), (RunError, EnvConfigError, OSError))
 
 
 if __name__ == "__main__":

@@ -8,3 +8,25 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 import torch
 
 torch.set_num_threads(1)
+
+
+import gymnasium as gym  # noqa: E402
+import pytest  # noqa: E402
+from stable_baselines3 import PPO  # noqa: E402
+
+import envs  # noqa: E402, F401
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A PPO skier trained for 1024 steps (it has not learned to ski; it only has to load and act) in a run folder
+    laid out as scripts/train.py lays it out."""
+    from agents.runs import atomic_save_model, new_run_dir, write_config
+
+    root = tmp_path_factory.mktemp("runs")
+    model = PPO("MlpPolicy", gym.make("trendgym/Ski-v0"), n_steps=256, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    model.learn(1024)
+    run_dir = new_run_dir("ppo", "trendgym/Ski-v0", root=root)
+    write_config(run_dir, {"algo": "ppo", "env": "trendgym/Ski-v0", "env_kwargs": {"slope": "green"}, "seed": 0})
+    atomic_save_model(model, run_dir / "model.zip")
+    return run_dir

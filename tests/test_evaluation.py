@@ -3,7 +3,6 @@ clear line (never a traceback) for every user mistake."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -12,6 +11,7 @@ from types import SimpleNamespace
 import gymnasium as gym
 import numpy as np
 import pytest
+from helpers import assert_one_line_error, load_script, run_main
 from stable_baselines3 import PPO
 
 import envs  # noqa: F401
@@ -33,46 +33,6 @@ from agents.seeds import test_seeds as unseen_seeds  # not test_*: pytest would 
 
 SKI = "trendgym/Ski-v0"
 SEEDS = unseen_seeds(4)
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
-
-def load_script(name: str):
-    """A script as a module, so its ``main(argv)`` runs in-process (seconds faster than a subprocess)."""
-    spec = importlib.util.spec_from_file_location(f"{name}_script", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def run_main(module, argv: list[str], capsys) -> tuple[int, str, str]:
-    """``main(argv)`` -> (exit code, stdout, stderr), argparse's SystemExit included."""
-    try:
-        code = module.main(argv)
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code: int, err: str, expected_code: int, mentions: str) -> None:
-    assert code == expected_code, err
-    assert "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1, err
-    assert mentions in err
-
-
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory) -> Path:
-    """A PPO skier trained for 1024 steps (it has not learned to ski; it only has to load and act) in a run folder
-    laid out as scripts/train.py lays it out."""
-    root = tmp_path_factory.mktemp("runs")
-    env = gym.make(SKI)
-    model = PPO("MlpPolicy", env, n_steps=256, batch_size=64, n_epochs=1, seed=0, device="cpu")
-    model.learn(1024)
-    run_dir = new_run_dir("ppo", SKI, root=root)
-    write_config(run_dir, {"algo": "ppo", "env": SKI, "env_kwargs": {"slope": "green"}, "seed": 0})
-    atomic_save_model(model, run_dir / "model.zip")
-    return run_dir
 
 
 @pytest.fixture(scope="module")

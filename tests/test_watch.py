@@ -3,7 +3,6 @@ atomically, the fallback when there is no screen, and one clear line for every u
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -13,8 +12,8 @@ from pathlib import Path
 import gymnasium as gym
 import imageio.v3 as iio
 import pytest
+from helpers import load_script, run_main
 from PIL import Image
-from stable_baselines3 import PPO
 
 import envs  # noqa: F401
 from agents import recording
@@ -28,7 +27,7 @@ from agents.recording import (
     play_episodes,
     record_episodes,
 )
-from agents.runs import atomic_save_model, load_agent, new_run_dir, write_config
+from agents.runs import load_agent, new_run_dir, write_config
 from agents.seeds import TEST_SEED
 
 SKI = "trendgym/Ski-v0"
@@ -40,37 +39,9 @@ def gif_frames(path: Path) -> int:
         return image.n_frames
 
 
-def load_watch():
-    spec = importlib.util.spec_from_file_location("watch_script", REPO / "scripts" / "watch.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def run_main(module, argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        code = module.main(argv)
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory) -> Path:
-    """A PPO skier trained for 1024 steps in a run folder laid out as scripts/train.py lays it out."""
-    root = tmp_path_factory.mktemp("runs")
-    model = PPO("MlpPolicy", gym.make(SKI), n_steps=256, batch_size=64, n_epochs=1, seed=0, device="cpu")
-    model.learn(1024)
-    run_dir = new_run_dir("ppo", SKI, root=root)
-    write_config(run_dir, {"algo": "ppo", "env": SKI, "env_kwargs": {"slope": "green"}, "seed": 0})
-    atomic_save_model(model, run_dir / "model.zip")
-    return run_dir
-
-
 @pytest.fixture(scope="module")
 def watch_script():
-    return load_watch()
+    return load_script("watch")
 
 
 @pytest.fixture()
