@@ -109,8 +109,11 @@ class NativeVecEnv(VecEnv):
         setattr(self.vector_env, attr_name, value)
 
     def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list[Any]:
+        """Call the vector env's method once. A batched answer (an array with a row per sub-env, such as
+        ``action_masks()``) is split into the sub-envs' rows; anything else is the same for every sub-env."""
         result = getattr(self.vector_env, method_name)(*method_args, **method_kwargs)
-        return [result for _ in self._indices(indices)]
+        batched = isinstance(result, np.ndarray) and result.ndim >= 1 and len(result) == self.num_envs
+        return [result[i] if batched else result for i in self._indices(indices)]
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
         return [False for _ in self._indices(indices)]

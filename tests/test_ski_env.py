@@ -131,3 +131,13 @@ def test_bad_constructor_arguments_say_what_is_wrong(kwargs, message):
 def test_step_before_reset_is_refused():
     with pytest.raises(gym.error.ResetNeeded):
         SkiEnv().step(2)
+
+
+def test_action_masks_leave_only_glide_while_the_skier_lies_in_the_snow():
+    env = gym.make("trendgym/Ski-v0", course_seed=3)
+    env.reset(seed=0)
+    assert env.unwrapped.action_masks().tolist() == [True] * 6
+    env.unwrapped._state.down = 1.0  # as after a fall
+    assert env.unwrapped.action_masks().tolist() == [False, False, True, False, False, False]
+    with pytest.raises(gym.error.Error, match="Discrete"):
+        gym.make("trendgym/SkiContinuous-v0").unwrapped.action_masks()

@@ -121,3 +121,22 @@ def test_info_arrays_shared_between_steps_are_read_only():
         info["_speed"][0] = False
     _, _, _, _, info = vec.step(np.array([2, 2]))
     assert info["clean"].tolist() == [False, False] and info["_clean"].all()
+
+
+def test_vector_action_masks_match_the_single_envs():
+    n = 8
+    vec = SkiVectorEnv(num_envs=n, slope="black")
+    singles = [gym.make("trendgym/Ski-v0", slope="black") for _ in range(n)]
+    vec.reset(seed=4)
+    for i, env in enumerate(singles):
+        env.reset(seed=4 + i)
+    rng, seen_down = np.random.default_rng(1), False
+    for _ in range(200):
+        actions = rng.integers(0, 6, n)
+        vec.step(actions)
+        for env, action in zip(singles, actions, strict=True):
+            env.step(action)  # no episode ends within 200 steps of random skiing on black
+        masks = vec.action_masks()
+        np.testing.assert_array_equal(masks, np.stack([env.unwrapped.action_masks() for env in singles]))
+        seen_down |= not masks.all()
+    assert seen_down, "some skier fell or crashed, so some masks held glide only"

@@ -254,3 +254,19 @@ def test_bad_input_in_process(tmp_path, monkeypatch, capsys, args, code, message
         result = e.code
     one_line_error(result, capsys.readouterr().err, code, message)
     assert not list((tmp_path / "runs").rglob("config.yml"))
+
+
+def test_maskableppo_trains_on_the_ski_env_with_its_action_masks(tmp_path):
+    config = TrainConfig(
+        algo="maskableppo",
+        env=SKI,
+        timesteps=1024,
+        n_envs=4,
+        hyperparams=["n_steps:128", "batch_size:128"],
+        tensorboard_log=tmp_path,
+        eval_freq=0,
+        save_freq=0,
+        verbose=0,
+    )
+    result = train(config)
+    assert result.num_timesteps >= 1024 and (result.run_dir / "model.zip").exists()

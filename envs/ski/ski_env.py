@@ -37,6 +37,18 @@ DISCRETE_ACTIONS: tuple[tuple[float, float], ...] = (
     (0.0, 1.0),  # 5 brake (snowplough)
 )
 ACTION_NAMES = ("hard left", "left", "glide", "right", "hard right", "brake")
+GLIDE = 2
+
+
+def skier_action_masks(down: np.ndarray) -> np.ndarray:
+    """(n, 6) masks of the actions that matter for skiers with ``down`` seconds left lying in the snow."""
+    masks = np.ones((len(down), len(DISCRETE_ACTIONS)), dtype=bool)
+    lying = down > 0.0
+    masks[lying] = False
+    masks[lying, GLIDE] = True
+    return masks
+
+
 TRAIL_LENGTH = 600  # positions of ski tracks kept for drawing
 PIXEL_SIZE = 84  # side of the square image of obs_type="pixels"
 
@@ -288,6 +300,15 @@ class SkiEnv(gym.Env):
             self._renderer.show(scene, self.metadata["render_fps"])
             return None
         return self._renderer.rgb_array(scene)
+
+    def action_masks(self) -> np.ndarray:
+        """Which Discrete actions can change anything now, for sb3-contrib's MaskablePPO: every action while
+        the skier is up; only "glide" while lying in the snow, when the skier ignores the action anyway."""
+        if self.continuous:
+            raise gym.error.Error("action masks are for the Discrete actions of Ski-v0, not SkiContinuous-v0")
+        if self._state is None:
+            raise gym.error.ResetNeeded("call reset() before action_masks()")
+        return skier_action_masks(np.array([self._state.down]))[0]
 
     def get_keys_to_action(self) -> dict[tuple[int, ...], int]:
         """Arrow keys for ``gymnasium.utils.play``: left/right turn, with shift a hard turn, down brakes."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import fields, replace
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.error import InvalidAction
@@ -29,7 +30,7 @@ from envs.ski.physics import (
     step_reward,
     write_course,
 )
-from envs.ski.ski_env import DISCRETE_ACTIONS
+from envs.ski.ski_env import DISCRETE_ACTIONS, skier_action_masks
 
 _STATE_FIELDS = tuple(field.name for field in fields(SkierState))
 _TURN = np.array([turn for turn, _ in DISCRETE_ACTIONS])
@@ -212,6 +213,14 @@ class SkiVectorEnv(VectorEnv):
         if a.shape != (n,) or a.dtype.kind not in "iu" or a.min() < 0 or a.max() >= len(DISCRETE_ACTIONS):
             raise InvalidAction(f"actions must be {n} integers in 0..{len(DISCRETE_ACTIONS) - 1}, got {actions!r}")
         return _TURN[a], _BRAKE[a]
+
+    def action_masks(self) -> np.ndarray:
+        """(num_envs, 6) masks for MaskablePPO, as :meth:`SkiEnv.action_masks` gives for one skier."""
+        if self.continuous:
+            raise gym.error.Error("action masks are for the Discrete actions of Ski-v0, not SkiContinuous-v0")
+        if self._state is None:
+            raise gym.error.ResetNeeded("call reset() before action_masks()")
+        return skier_action_masks(self._state.down)
 
     def _info(self, finished: np.ndarray) -> dict[str, np.ndarray]:
         s = self._state
