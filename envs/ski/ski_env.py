@@ -84,6 +84,8 @@ class SkiEnv(gym.Env):
     ``Box(-1, 1, (2,))`` (``SkiContinuous-v0``, ``continuous=True``): ``[turn, brake]``; turn rate is
     ``turn * 1.4`` rad/s (negative to the left), the snowplough is ``(brake + 1) / 2`` of full.
     An action outside the space (out of range, NaN, wrong shape or type) raises ``InvalidAction``.
+    ``action_masks()`` gives sb3-contrib's MaskablePPO the Discrete actions that matter: all of them while the
+    skier is up, only "glide" while lying in the snow.
 
     ## Observation Space
 
