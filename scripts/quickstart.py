@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     if result.interrupted:
         print(f"\ninterrupted; resume with: python scripts/train.py --resume {result.run_dir}")
         return EXIT_INTERRUPTED
-    minutes = (time.perf_counter() - started) / 60
+    seconds = time.perf_counter() - started
+    took = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
     run = result.run_dir
 
     print(f"\njudging the trained skier on {args.episodes} courses it never saw ...")
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     verdict = "meets" if clean >= CLEAN_TARGET else "falls short of"
     print(
-        f"\nPPO trained {result.num_timesteps:,} steps in {minutes:.1f} min; it skis {clean:.0%} of unseen "
+        f"\nPPO trained {result.num_timesteps:,} steps in {took}; it skis {clean:.0%} of unseen "
         f"{args.slope} courses cleanly, which {verdict} the {CLEAN_TARGET:.0%} target.\n"
         f"  run folder:   {run}\n"
         f"  one run:      {gif}\n"
