@@ -150,6 +150,17 @@ def check_env_id(env_id: str) -> None:
         raise EnvConfigError(f"unknown env {env_id!r}: {e}") from None
 
 
+def env_id_argument(text: str) -> str:
+    """An argparse ``type`` for ``--env``: a registered env id, or a one-line usage error."""
+    import argparse
+
+    try:
+        check_env_id(text)
+    except EnvConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, render_mode: str | None = None) -> gym.Env:
     """``gym.make`` with a one-line :class:`EnvConfigError` for an unknown id or arguments the env refuses."""
     try:

@@ -63,6 +63,17 @@ def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-readme", action="store_true", help="leave the README alone")
 
 
+def _print_report(markdown: str, written: dict, args: argparse.Namespace) -> int:
+    """Every benchmark ends alike: its table on stdout, where it wrote on stderr."""
+    print()
+    print(markdown)
+    print(f"wrote {written['markdown']} and {written['json']}", file=sys.stderr)
+    if not args.no_readme:
+        state = "updated" if written["readme"] else "not updated (no README or no bench markers for it)"
+        print(f"README {args.readme}: {state}", file=sys.stderr)
+    return 0
+
+
 def _add_ski(subparsers: argparse._SubParsersAction) -> None:
     from agents.benchmarks.ski_speed import SkiSpeedConfig
 
@@ -99,13 +110,7 @@ def _run_ski(args: argparse.Namespace) -> int:
     )
     result = run_ski_speed(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
     written = write_ski_speed_report(result, args.out, None if args.no_readme else args.readme)
-    print()
-    print(result.to_markdown())
-    print(f"wrote {written['markdown']} and {written['json']}", file=sys.stderr)
-    if not args.no_readme:
-        state = "updated" if written["readme"] else "not updated (no README or no <!-- bench:ski_speed --> markers)"
-        print(f"README {args.readme}: {state}", file=sys.stderr)
-    return 0
+    return _print_report(result.to_markdown(), written, args)
 
 
 def _add_baselines(subparsers: argparse._SubParsersAction) -> None:
@@ -128,9 +133,7 @@ def _run_baselines(args: argparse.Namespace) -> int:
 
     result = run_ski_baselines(args.episodes)
     written = write_ski_baselines_report(result, args.out, None if args.no_readme else args.readme)
-    print(result.to_markdown())
-    print(f"wrote {written['markdown']} and {written['json']}", file=sys.stderr)
-    return 0
+    return _print_report(result.to_markdown(), written, args)
 
 
 LEARNING_EXAMPLES = """examples:
@@ -187,13 +190,7 @@ def _run_learning(args: argparse.Namespace) -> int:
     config = LearningConfig(seeds=tuple(dict.fromkeys(args.seeds)), tasks=tuple(tasks))
     result = run_learning(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
     written = write_learning_report(result, args.out, None if args.no_readme else args.readme)
-    print()
-    print(result.to_markdown())
-    print(f"wrote {written['markdown']} and {written['json']}", file=sys.stderr)
-    if not args.no_readme:
-        state = "updated" if written["readme"] else "not updated (no README or no <!-- bench:learning --> markers)"
-        print(f"README {args.readme}: {state}", file=sys.stderr)
-    return 0
+    return _print_report(result.to_markdown(), written, args)
 
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_ski, _add_baselines, _add_learning]

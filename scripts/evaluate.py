@@ -24,10 +24,10 @@ from agents.cli import OneLineParser, positive_int, run_guarded
 from agents.evaluation import (
     EnvConfigError,
     OptionNotApplicable,
-    check_env_id,
     check_policy_fits,
     compare_with_baselines,
     comparison_dict,
+    env_id_argument,
     env_of_run,
     format_table,
     make_env,
@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", type=Path, metavar="OUT.json", help="also write every result to this file")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the most likely one")
     parser.add_argument("--slope", choices=list(SLOPES), help="ski a different slope than the run trained on")
-    parser.add_argument("--env", metavar="ENV_ID", help="the env to judge in (default: the run's config.yml)")
+    parser.add_argument(
+        "--env", type=env_id_argument, metavar="ENV_ID", help="the env to judge in (default: the run's config.yml)"
+    )
     parser.add_argument("--no-baselines", action="store_true", help="evaluate the agent only")
     parser.add_argument("--last", action="store_true", help="load model.zip rather than best_model.zip")
     return parser
@@ -91,11 +93,6 @@ def run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.env is not None:
-        try:
-            check_env_id(args.env)
-        except EnvConfigError as e:
-            parser.error(str(e))
     torch.set_num_threads(1)
     # OSError: e.g. --json into a folder that cannot be written
     return run_guarded(parser, run, args, (OptionNotApplicable,), (RunError, EnvConfigError, OSError))

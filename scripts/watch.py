@@ -30,8 +30,8 @@ from agents.evaluation import (
     EnvConfigError,
     EpisodeResult,
     OptionNotApplicable,
-    check_env_id,
     check_policy_fits,
+    env_id_argument,
     env_of_run,
     make_env,
 )
@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fps", type=positive_float, help="frames a second (default: the env's render_fps)")
     parser.add_argument("--frame-skip", type=positive_int, default=1, help="record every k-th frame (default: 1)")
     parser.add_argument("--scale", type=positive_float, default=1.0, help="size of recorded frames (default: 1.0)")
-    parser.add_argument("--env", metavar="ENV_ID", help="the env to ski in (default: the run's config.yml)")
+    parser.add_argument(
+        "--env", type=env_id_argument, metavar="ENV_ID", help="the env to ski in (default: the run's config.yml)"
+    )
     parser.add_argument("--last", action="store_true", help="load model.zip rather than best_model.zip")
     return parser
 
@@ -127,11 +129,6 @@ def run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.env is not None:
-        try:
-            check_env_id(args.env)
-        except EnvConfigError as e:
-            parser.error(str(e))
     torch.set_num_threads(1)
     return run_guarded(parser, run, args, (OptionNotApplicable, RecordingError), (RunError, EnvConfigError, OSError))
 
