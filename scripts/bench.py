@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from agents.cli import HelpFormatter, OneLineParser, non_negative_int, positive_int
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "docs" / "bench"
 DEFAULT_README = REPO_ROOT / "README.md"
@@ -23,37 +25,6 @@ EXAMPLES = """examples:
   python scripts/bench.py ski --sizes 64 1024 --no-memory --out /tmp/bench
   python scripts/bench.py baselines                # random and heuristic skiers on every slope
 """
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the examples' line breaks and shows every default."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line and exit code 2, as DESIGN.md asks of user mistakes."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
 
 
 def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
