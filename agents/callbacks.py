@@ -24,8 +24,8 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import HParam, Image
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
 
-from agents.files import atomic_write
 from agents.runs import BEST_MODEL_FILE, atomic_save_model, atomic_save_vecnormalize, vecnormalize_path
+from trends.files import atomic_write
 
 NOT_TEXT = ("stdout", "log", "json", "csv")  # formats an image or hparams cannot go to
 # How an env metric is named in TensorBoard when its own name would mislead.

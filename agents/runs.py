@@ -33,7 +33,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
 from agents.algorithms import ALGOS
-from agents.files import atomic_write, atomic_write_text
+from trends.files import atomic_write, atomic_write_text
 
 RUNS_ROOT = Path("runs")
 CONFIG_FILE = "config.yml"

@@ -29,3 +29,17 @@ _register(
     reward_threshold=SKI_CLEAN_GREEN,
     kwargs={"continuous": True},
 )
+
+# AutoML (issue 4). An episode of a search env is one configuration, a handful of decisions, so no time limit is
+# needed; the learning-rate env ends after its fixed number of epochs.
+_register(
+    "trendgym/ArchitectureSearch-v0",
+    entry_point="envs.automl.search_env:SearchEnv",
+    kwargs={"space": "mnist1d-arch"},
+)
+_register(
+    "trendgym/HyperparamSearch-v0",
+    entry_point="envs.automl.search_env:SearchEnv",
+    kwargs={"space": "digits-hparams"},
+)
+_register("trendgym/LearningRateControl-v0", entry_point="envs.automl.lr_control_env:LearningRateControlEnv")

@@ -24,6 +24,7 @@ EXAMPLES = """examples:
   python scripts/bench.py ski --repeats 3 --steps 2000 --no-readme   # a quick look
   python scripts/bench.py ski --sizes 64 1024 --no-memory --out /tmp/bench
   python scripts/bench.py baselines                # random and heuristic skiers on every slope
+  python scripts/bench.py automl                   # the table-backed search env's step cost, PPO on it
 """
 
 
@@ -164,7 +165,36 @@ def _run_learning(args: argparse.Namespace) -> int:
     return _print_report(result.to_markdown(), written, args)
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_ski, _add_baselines, _add_learning]
+def _add_automl(subparsers: argparse._SubParsersAction) -> None:
+    from agents.benchmarks.automl_speed import AutomlSpeedConfig
+
+    defaults = AutomlSpeedConfig()
+    parser = subparsers.add_parser(
+        "automl",
+        help="step cost of the table-backed architecture-search env and PPO's training speed on it",
+        description="Time trendgym/ArchitectureSearch-v0 on its tabular benchmark (target: a step under 100 us) "
+        "and MaskablePPO's learn() throughput on it, against CartPole-v1 and PPO in the same run.",
+        epilog="examples:\n  python scripts/bench.py automl\n  python scripts/bench.py automl --repeats 2 --no-readme",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--repeats", type=positive_int, default=defaults.repeats, help="timed repeats")
+    parser.add_argument("--steps", type=positive_int, default=defaults.steps, help="env steps per repeat")
+    parser.add_argument("--train-steps", type=positive_int, default=defaults.train_steps, help="PPO steps per repeat")
+    parser.add_argument("--seed", type=non_negative_int, default=defaults.seed, help="repeat r uses seed + r")
+    _add_report_arguments(parser)
+    parser.set_defaults(func=_run_automl)
+
+
+def _run_automl(args: argparse.Namespace) -> int:
+    from agents.benchmarks.automl_speed import AutomlSpeedConfig, run_automl_speed, write_automl_speed_report
+
+    config = AutomlSpeedConfig(repeats=args.repeats, steps=args.steps, train_steps=args.train_steps, seed=args.seed)
+    result = run_automl_speed(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
+    written = write_automl_speed_report(result, args.out, None if args.no_readme else args.readme)
+    return _print_report(result.to_markdown(), written, args)
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_ski, _add_baselines, _add_learning, _add_automl]
 
 
 def build_parser() -> argparse.ArgumentParser:

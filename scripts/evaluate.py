@@ -32,10 +32,10 @@ from agents.evaluation import (
     format_table,
     make_env,
 )
-from agents.files import atomic_write_text
 from agents.runs import RunError, load_agent
 from agents.seeds import TEST_SEED, test_seeds
 from envs.ski.course import SLOPES
+from trends.files import atomic_write_text
 
 DEFAULT_EPISODES = 20
 

@@ -15,11 +15,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from agents.files import atomic_write_text
+from trends.files import atomic_write_text
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write a report so that a reader sees either the old file or the whole new one (see agents.files)."""
+    """Write a report so that a reader sees either the old file or the whole new one (see trends.files)."""
     atomic_write_text(path, text)
 
 

@@ -1,0 +1,1 @@
+"""AutoML environments: a search over configurations, and the control of a running training."""

@@ -1,0 +1,57 @@
+"""scripts/search.py: a search, its resumption, the comparison's files, and one-line errors for bad input."""
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from agents.search import open_study
+from tests.helpers import assert_one_line_error, load_script, run_main
+
+search_script = load_script("search")
+
+
+def test_a_search_prints_its_best_and_running_it_again_with_a_larger_budget_resumes_it(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'searches.db'}"
+    argv = ["--method", "evolution", "--seed", "1", "--storage", url]
+    code, out, err = run_main(search_script, [*argv, "--budget", "6"], capsys)
+    assert code == 0, err
+    assert "configurations evaluated: 6" in out and "best validation accuracy" in out
+    code, out, _ = run_main(search_script, [*argv, "--budget", "10"], capsys)
+    assert code == 0 and "configurations evaluated: 10" in out
+    study = open_study(url, "search:mnist1d-arch:evolution:table:seed1")
+    assert len(study.trials) == 10  # the first six were not evaluated again
+
+
+def test_compare_writes_curves_png_csv_tensorboard_and_the_table(tmp_path, capsys):
+    out_dir, tb = tmp_path / "bench", tmp_path / "tb"
+    argv = ["compare", "--methods", "random", "evolution", "--seeds", "2", "--budget", "8", "--budgets", "4", "8"]
+    argv += ["--workers", "1", "--out", str(out_dir), "--no-readme", "--tensorboard", str(tb)]
+    code, out, err = run_main(search_script, argv, capsys)
+    assert code == 0, err
+    assert "| random |" in out and "| evolution |" in out and "val @8" in out
+    csv_lines = (out_dir / "automl_search.csv").read_text().splitlines()
+    assert len(csv_lines) == 1 + 2 * 2 * 8  # methods x seeds x evaluations
+    assert (out_dir / "automl_search.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    events = EventAccumulator(str(tb / "evolution"))
+    events.Reload()
+    medians = events.Scalars("search/best_val_accuracy_median")
+    assert [e.step for e in medians] == list(range(1, 9))
+    assert all(b.value >= a.value for a, b in zip(medians, medians[1:], strict=False))
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "mentions"),
+    [
+        (["--method", "magic"], 2, "invalid choice"),
+        (["--budget", "0"], 2, "--budget"),
+        (["--space", "cifar"], 2, "invalid choice"),
+        (["--budget", "5000"], 1, "exceeds the 1755 configurations"),
+        (["--space", "digits-hparams", "--budget", "3"], 1, "build-table --space digits-hparams"),
+        (["--storage", "runs/cache.db"], 1, "not a SQLAlchemy URL"),
+        (["--storage", "nosuchdriver://host/db"], 1, "cannot open the storage"),
+        (["compare", "--seeds", "0"], 2, "--seeds"),
+        (["build-table", "--workers", "-1"], 2, "--workers"),
+    ],
+)
+def test_bad_input_is_one_line_and_a_nonzero_exit(argv, code, mentions, capsys):
+    exit_code, _, err = run_main(search_script, argv, capsys)
+    assert_one_line_error(exit_code, err, code, mentions)

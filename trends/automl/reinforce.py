@@ -1,0 +1,142 @@
+"""A REINFORCE-trained LSTM controller over a :class:`~trends.automl.space.SearchSpace`.
+
+Zoph & Le 2017, "Neural Architecture Search with Reinforcement Learning", ICLR (arXiv:1611.01578). The controller
+is an autoregressive recurrent network that emits a configuration one decision at a time, each choice fed back
+as the next step's input; it is trained with REINFORCE (Williams 1992) to maximise the expected validation
+accuracy R of the configurations it samples, with the paper's policy gradient (its equation 2)::
+
+    grad J(theta_c) ~= 1/m sum_{k=1..m} sum_{t=1..T} grad log P(a_t | a_(t-1):1; theta_c) (R_k - b)
+
+where m is the number of configurations per update, T the number of decisions of configuration k, and b an
+exponential moving average of the previous configurations' rewards, which lowers the variance of the estimate
+without biasing it.
+
+How it meets this project's spaces:
+
+- the decisions are conditional, so the controller runs for exactly the decisions that apply
+  (:meth:`SearchSpace.next_decision`), and its input at a step is the embedding of the previous choice plus an
+  embedding of the decision being taken (the step's position is not enough: which decision comes third depends
+  on the first two choices);
+- each decision has its own softmax head (the paper's per-token classifiers), whose logits of options the
+  space forbids (:meth:`SearchSpace.valid_options`) are set to -inf: the controller only ever samples valid
+  configurations, and spends no probability on invalid ones;
+- the search's budget counts distinct configurations; a configuration sampled again is answered from the
+  search's history for free and is still a sample of the policy, so it still makes an update;
+- an optional entropy bonus (as in ENAS, Pham et al. 2018) keeps the controller from collapsing onto one
+  configuration within a budget of a hundred or so.
+
+Everything random comes from one ``torch.Generator`` seeded by the caller (weight initialisation, uniform in
+[-0.08, 0.08] as in the paper, and sampling), so a run is deterministic given its seed and the search's answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from trends.automl.search import BudgetExhausted, Search
+from trends.automl.space import Config, SearchSpace
+
+
+@dataclass(frozen=True)
+class ReinforceConfig:
+    """Hyper-parameters of the REINFORCE controller, chosen for budgets of 50-200 evaluations (the paper trained
+    for 12800 architectures, with batches of m=8 per worker; see :func:`run_reinforce`)."""
+
+    hidden_size: int = 32  # LSTM units, and the size of the choice and decision embeddings (the paper: 35)
+    learning_rate: float = 0.01  # Adam's step size (the paper: 0.0006, over 100 times more updates)
+    batch_size: int = 1  # m: configurations sampled per policy-gradient update
+    baseline_decay: float = 0.95  # of the exponential moving average b of earlier rewards
+    entropy_coef: float = 0.0  # weight of the policy's entropy (summed over a configuration's decisions) in the loss
+    init_range: float = 0.08  # weights are initialised uniformly in [-init_range, init_range] (the paper's 0.08)
+
+    def __post_init__(self) -> None:
+        if self.hidden_size < 1 or self.batch_size < 1:
+            raise ValueError(
+                f"hidden_size and batch_size must be at least 1, got {self.hidden_size}, {self.batch_size}"
+            )
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not 0 <= self.baseline_decay < 1:
+            raise ValueError(f"baseline_decay must be in [0, 1), got {self.baseline_decay}")
+        if self.entropy_coef < 0 or self.init_range < 0:
+            raise ValueError(f"entropy_coef and init_range must be non-negative, got {self.entropy_coef}")
+
+
+class Controller(nn.Module):
+    """The autoregressive LSTM policy over the decisions of ``space``.
+
+    Inputs are tokens: 0 starts a configuration, and option ``a`` of decision ``i`` is token ``1 + offset[i] + a``,
+    so the embedding of a choice knows which decision it answered.
+    """
+
+    def __init__(self, space: SearchSpace, hidden_size: int) -> None:
+        super().__init__()
+        self.space = space
+        n_options = [space.n_options(i) for i in range(len(space.decisions))]
+        self.offsets = [1 + sum(n_options[:i]) for i in range(len(n_options))]
+        self.choice_embedding = nn.Embedding(1 + sum(n_options), hidden_size)
+        self.decision_embedding = nn.Embedding(len(n_options), hidden_size)
+        self.lstm = nn.LSTMCell(hidden_size, hidden_size)
+        self.heads = nn.ModuleList(nn.Linear(hidden_size, n) for n in n_options)
+
+    def reset_parameters(self, init_range: float, generator: torch.Generator) -> None:
+        """Every weight uniform in [-init_range, init_range], drawn from ``generator`` (not torch's global RNG)."""
+        with torch.no_grad():
+            for parameter in self.parameters():
+                parameter.uniform_(-init_range, init_range, generator=generator)
+
+    def sample(self, generator: torch.Generator) -> tuple[Config, torch.Tensor, torch.Tensor]:
+        """One configuration, the sum over its decisions of log P(a_t | a_(t-1):1), and the sum of the entropies
+        of the (masked) distributions it was drawn from."""
+        config: Config = {}
+        h = c = torch.zeros(1, self.lstm.hidden_size)
+        token = torch.zeros(1, dtype=torch.long)  # the start token
+        log_prob = entropy = torch.zeros(())
+        while (i := self.space.next_decision(config)) is not None:
+            x = self.choice_embedding(token) + self.decision_embedding.weight[i]
+            h, c = self.lstm(x, (h, c))
+            allowed = torch.from_numpy(self.space.valid_options(config))
+            log_p = torch.log_softmax(self.heads[i](h)[0].masked_fill(~allowed, float("-inf")), dim=0)
+            a_t = int(torch.multinomial(log_p.exp(), 1, generator=generator))
+            log_prob = log_prob + log_p[a_t]
+            entropy = entropy - (log_p.exp() * log_p.masked_fill(~allowed, 0.0)).sum()
+            config = self.space.choose(config, a_t)
+            token = torch.tensor([self.offsets[i] + a_t])
+        return config, log_prob, entropy
+
+
+def run_reinforce(search: Search, seed: int, config: ReinforceConfig = ReinforceConfig()) -> None:
+    """Propose configurations to ``search`` from a REINFORCE-trained controller until its budget is spent.
+
+    Deterministic given ``seed`` and the search's answers, so a resumed search (whose earlier configurations are
+    answered from its history) retraces the interrupted run and carries on from where it stopped.
+
+    Defaults: one configuration per update (m=1) because at 50-200 evaluations every update counts, and a large
+    step size (Adam, 0.01) because the controller must move within a hundred updates rather than the paper's
+    thousands. The baseline's decay of 0.95 averages roughly the last 20 rewards: long enough to be a stable
+    reference, short enough to follow a controller that improves within the budget.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    controller = Controller(search.space, config.hidden_size)
+    controller.reset_parameters(config.init_range, generator)
+    optimizer = torch.optim.Adam(controller.parameters(), lr=config.learning_rate)
+    ema_sum = ema_weight = 0.0  # b = ema_sum / ema_weight: the bias-corrected moving average of earlier rewards
+    try:
+        while True:
+            losses = []
+            for _ in range(config.batch_size):
+                sampled, log_prob, entropy = controller.sample(generator)
+                R = search.evaluate(sampled).val_accuracy
+                b = ema_sum / ema_weight if ema_weight else R  # no earlier reward: this sample teaches nothing yet
+                losses.append(-(R - b) * log_prob - config.entropy_coef * entropy)
+                ema_sum = config.baseline_decay * ema_sum + (1 - config.baseline_decay) * R
+                ema_weight = config.baseline_decay * ema_weight + (1 - config.baseline_decay)
+            loss = torch.stack(losses).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    except BudgetExhausted:
+        return
