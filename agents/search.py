@@ -1,6 +1,6 @@
 """Every AutoML search method of trendgym behind one call, :func:`run_search`.
 
-The methods the course names, each on the same search space, backend and budget of distinct configurations:
+The methods the course names, each on the same search space, backend and budget of evaluated configurations:
 
 =============  ===================================================================================================
 ``random``     random search: Optuna's RandomSampler, uniform over the allowed options at every decision
@@ -86,7 +86,7 @@ def run_search(
     study_name: str | None = None,
     device: str = "cpu",
 ) -> SearchOutcome:
-    """Search ``space`` with ``method`` for ``budget`` distinct configurations, recording every one in the study
+    """Search ``space`` with ``method`` for ``budget`` configurations, recording every one in the study
     ``study_name`` (default :func:`study_name_of`) of ``storage`` (None: the default SQLite cache file;
     ``"memory"``: an in-memory storage that lives as long as the call). A study that already holds records of
     this search resumes it. ValueError (one line) for an unknown method, space or backend."""
@@ -267,9 +267,8 @@ def _run_rl(search: Search, seed: int) -> dict[str, Any]:
         seed=seed,
         device="cpu",
     )
-    episodes_cap = search.max_proposals * len(search.space.decisions)
-    try:
-        model.learn(total_timesteps=episodes_cap)
+    try:  # every episode evaluates one configuration: the search's budget ends the learning
+        model.learn(total_timesteps=search.budget * len(search.space.decisions) + 1)
     except BudgetExhausted:
         pass
     finally:

@@ -38,7 +38,7 @@ class CompareConfig:
     space: str = "mnist1d-arch"  # the search space (its table is the backend)
     methods: tuple[str, ...] = METHODS  # the methods compared
     seeds: int = 10  # seeds 0..seeds-1 per method
-    budget: int = 200  # distinct configurations per search
+    budget: int = 200  # configurations evaluated per search (repeats included)
     budgets: tuple[int, ...] = (50, 100, 200)  # where the table reports the curves
     workers: int = 2  # processes (one torch thread each)
     backend: str = "table"  # "table" or "train"
@@ -174,7 +174,8 @@ def compare_markdown(curves: dict[str, Curves], config: CompareConfig, png_name:
             [name] + [_median_iqr(v) for v, _ in vals_tests] + [_median_iqr(t) for _, t in vals_tests] + [f"{top:.1f}"]
         )
     lines = [
-        f"{len(table)} architectures of `{config.space}`; budget = distinct configurations evaluated; median "
+        f"{len(table)} architectures of `{config.space}`; budget = configurations evaluated (a repeated one "
+        "costs a unit but no training); median "
         f"[interquartile range] over {config.seeds} seeds, in percent. Optimum of the table: validation "
         f"{100 * optimum.val_accuracy:.2f}, its test {100 * optimum.test_accuracy:.2f}; median architecture "
         f'{100 * np.median(all_val):.2f}. "top %": share of the table\'s architectures with a higher validation '

@@ -10,9 +10,10 @@ Examples:
   python scripts/search.py build-table --space mnist1d-arch --workers 2              # about 15 minutes on 2 cores
 
 Methods: random, tpe, gp, cmaes, ga (NSGA-II), evolution (regularized evolution), rl (MaskablePPO on the
-search env), reinforce (Zoph & Le's controller), darts (one-shot gradient search). The budget counts distinct
-configurations. Every trial is recorded in an Optuna study (default: the SQLite file runs/automl/cache.db), so
-`optuna-dashboard sqlite:///runs/automl/cache.db` shows it, and running the same command again resumes it.
+search env), reinforce (Zoph & Le's controller), darts (one-shot gradient search). The budget counts
+evaluated configurations (a repeat costs a unit, never a training). Every trial is recorded in an Optuna study
+(default: the SQLite file runs/automl/cache.db), so `optuna-dashboard sqlite:///runs/automl/cache.db` shows it,
+and running the same command again resumes it.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def build_search_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--space", choices=list(SPACES), default="mnist1d-arch", help="the search space")
     parser.add_argument("--method", choices=METHODS, default="random", help="the search method")
-    parser.add_argument("--budget", type=positive_int, default=100, help="distinct configurations to evaluate")
+    parser.add_argument("--budget", type=positive_int, default=100, help="configurations to evaluate")
     parser.add_argument("--seed", type=int, default=0, help="the method's seed")
     parser.add_argument("--backend", choices=BACKENDS, default="table", help="table lookups or real training")
     parser.add_argument("--storage", help="SQLAlchemy URL of the Optuna storage (default: runs/automl/cache.db)")

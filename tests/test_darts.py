@@ -11,37 +11,39 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trends.automl.darts import DartsConfig, SuperNet, decode, search_darts
-from trends.automl.space import get_space
+from trends.automl.space import ARCH_WIDTHS, get_space
 from trends.models import build_network
 
 SPACE = get_space("mnist1d-arch")
 TINY = DartsConfig(epochs=2, batch_size=256, weight_lr=1e-2, arch_lr=1e-2, seed=1)  # ~2 s on one free core
 ONE_HOT_LOGIT = -1e9  # the alpha of an unchosen option: its softmax weight is exactly 0 in float32
 
+NARROW, WIDE = ARCH_WIDTHS[0], ARCH_WIDTHS[-1]
+
 # architectures that exercise every path of the relaxation: MLP, CNN, conv -> dense, stop at slot 2 and 3,
 # skips with identity (equal widths) and projection (different widths)
 CASES = [
-    {"layer1_type": "dense", "layer1_width": 32, "layer2_type": "stop"},
-    {"layer1_type": "conv", "layer1_width": 16, "layer1_kernel": 5, "layer2_type": "stop"},
+    {"layer1_type": "dense", "layer1_width": WIDE, "layer2_type": "stop"},
+    {"layer1_type": "conv", "layer1_width": NARROW, "layer1_kernel": 5, "layer2_type": "stop"},
     {
-        **{"layer1_type": "dense", "layer1_width": 64},
-        **{"layer2_type": "dense", "layer2_width": 64, "layer2_skip": True},
-        **{"layer3_type": "dense", "layer3_width": 16, "layer3_skip": True},
+        **{"layer1_type": "dense", "layer1_width": WIDE},
+        **{"layer2_type": "dense", "layer2_width": WIDE, "layer2_skip": True},
+        **{"layer3_type": "dense", "layer3_width": NARROW, "layer3_skip": True},
     },
     {
-        **{"layer1_type": "conv", "layer1_width": 32, "layer1_kernel": 3},
-        **{"layer2_type": "conv", "layer2_width": 32, "layer2_kernel": 5, "layer2_skip": True},
-        **{"layer3_type": "conv", "layer3_width": 64, "layer3_kernel": 3, "layer3_skip": True},
+        **{"layer1_type": "conv", "layer1_width": NARROW, "layer1_kernel": 3},
+        **{"layer2_type": "conv", "layer2_width": NARROW, "layer2_kernel": 5, "layer2_skip": True},
+        **{"layer3_type": "conv", "layer3_width": WIDE, "layer3_kernel": 3, "layer3_skip": True},
     },
     {
-        **{"layer1_type": "conv", "layer1_width": 64, "layer1_kernel": 5},
-        **{"layer2_type": "dense", "layer2_width": 16, "layer2_skip": True},
+        **{"layer1_type": "conv", "layer1_width": WIDE, "layer1_kernel": 5},
+        **{"layer2_type": "dense", "layer2_width": NARROW, "layer2_skip": True},
         **{"layer3_type": "stop"},
     },
     {
-        **{"layer1_type": "conv", "layer1_width": 16, "layer1_kernel": 3},
-        **{"layer2_type": "conv", "layer2_width": 64, "layer2_kernel": 3, "layer2_skip": False},
-        **{"layer3_type": "dense", "layer3_width": 32, "layer3_skip": True},
+        **{"layer1_type": "conv", "layer1_width": NARROW, "layer1_kernel": 3},
+        **{"layer2_type": "conv", "layer2_width": WIDE, "layer2_kernel": 3, "layer2_skip": False},
+        **{"layer3_type": "dense", "layer3_width": WIDE, "layer3_skip": True},
     },
 ]
 
@@ -123,7 +125,7 @@ def test_decoding_prefers_the_best_allowed_option():
     alphas = {d.name: [0.0] * len(d.options) for d in SPACE.decisions}
     alphas["layer1_type"] = [0.0, 1.0]  # dense
     alphas["layer2_type"] = [5.0, 1.0, 2.0]  # conv is forbidden after dense: stop is the best allowed
-    assert decode(SPACE, alphas) == {"layer1_type": "dense", "layer1_width": 16, "layer2_type": "stop"}
+    assert decode(SPACE, alphas) == {"layer1_type": "dense", "layer1_width": NARROW, "layer2_type": "stop"}
 
 
 def test_one_hot_alphas_decode_to_their_architecture():

@@ -155,7 +155,7 @@ def test_observation_encodes_the_choices():
     obs = env._observation()
     offsets = env._choice_offsets
     assert obs[offsets[0] : offsets[0] + 2].tolist() == [1.0, 0.0]
-    assert obs[offsets[1] : offsets[1] + 3].tolist() == [0.0, 1.0, 0.0]
+    assert obs[offsets[1] : offsets[1] + 2].tolist() == [0.0, 1.0]
     assert obs[offsets[2] : offsets[2] + 2].tolist() == [1.0, 0.0]
     assert obs[offsets[3] : env._decision_offset].sum() == 0.0  # layer 2 not chosen yet
     assert obs[env._decision_offset + 3] == 1.0  # the current decision is layer2_type
@@ -172,8 +172,8 @@ def test_invalid_actions_map_to_allowed_options():
     assert env.action_masks().tolist() == [False, True, True]  # no convolution after a dense layer
     _, _, _, _, info = env.step(0)  # masked conv -> allowed[0 % 2] = dense
     assert info["invalid_action"] and env.config["layer2_type"] == "dense"
-    _, _, _, _, info = env.step(np.int64(2))  # numpy integers are actions too
-    assert not info["invalid_action"] and env.config["layer2_width"] == 64
+    _, _, _, _, info = env.step(np.int64(1))  # numpy integers are actions too
+    assert not info["invalid_action"] and env.config["layer2_width"] == 32
 
 
 @pytest.mark.parametrize("action", [-1, 3, 1.0, True, "1", None, np.array([1]), np.array(0.5)])
@@ -232,13 +232,13 @@ def test_reward_is_the_table_value():
     table = load_table("mnist1d-arch")
     env = gym.make(ARCH_ID).unwrapped
     env.reset(seed=0)
-    for action in (0, 2, 1, 1, 1, 1, 2):  # conv 64 k5, dense 32 + skip, stop
+    for action in (0, 1, 1, 1, 1, 1, 2):  # conv 32 k5, dense 32 + skip, stop
         _, reward, terminated, _, info = env.step(action)
         assert not info["invalid_action"]
     assert terminated
     assert info["config"] == {
         "layer1_type": "conv",
-        "layer1_width": 64,
+        "layer1_width": 32,
         "layer1_kernel": 5,
         "layer2_type": "dense",
         "layer2_width": 32,

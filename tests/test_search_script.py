@@ -4,7 +4,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents.search import open_study
-from tests.helpers import assert_one_line_error, load_script, run_main
+from helpers import assert_one_line_error, load_script, run_main
 
 search_script = load_script("search")
 
@@ -44,7 +44,7 @@ def test_compare_writes_curves_png_csv_tensorboard_and_the_table(tmp_path, capsy
         (["--method", "magic"], 2, "invalid choice"),
         (["--budget", "0"], 2, "--budget"),
         (["--space", "cifar"], 2, "invalid choice"),
-        (["--budget", "5000"], 1, "exceeds the 1755 configurations"),
+        (["--budget", "600"], 1, "exceeds the 542 configurations"),
         (["--space", "digits-hparams", "--budget", "3"], 1, "build-table --space digits-hparams"),
         (["--storage", "runs/cache.db"], 1, "not a SQLAlchemy URL"),
         (["--storage", "nosuchdriver://host/db"], 1, "cannot open the storage"),

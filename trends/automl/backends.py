@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trends.automl.evaluator import Evaluation, Evaluator
-from trends.automl.space import SearchSpace, get_space
+from trends.automl.space import SPACES, SearchSpace, get_space
 from trends.automl.table import Table, load_table
 
 BACKENDS = ("table", "train")
@@ -33,7 +33,9 @@ class TableBackend:
 
     def __init__(self, space: SearchSpace, table: Table | None = None) -> None:
         self.space = space
-        self.table = table if table is not None else load_table(space.name)
+        if table is None:  # the registered spaces' tables are read once per process; another space's from its file
+            table = load_table(space.name) if SPACES.get(space.name) is space else Table.load(space)
+        self.table = table
 
     def evaluate(self, config: Mapping[str, Any]) -> Evaluation:
         return self.table.lookup(config)

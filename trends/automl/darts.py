@@ -20,8 +20,8 @@ expectation of the network over the distribution those alphas define, the one a 
 each decision's option drawn from the softmax of its alphas over the options the space still allows.
 
 - Width, kernel, skip: DARTS's mixed operation, o(x) = sum_o softmax(alpha)_o o(x), each option with its own
-  weights. Width w of a slot is computed by its own layers (``Conv1d(64, w, k)`` or ``Linear(64, w)``) and
-  zero-padded to 64 channels before the mix, so the next slot reads one 64-wide tensor and its weights are shared
+  weights. Width w of a slot is computed by its own layers (``Conv1d(W, w, k)`` or ``Linear(W, w)``, W the widest
+  option) and zero-padded to W before the mix, so the next slot reads one W-wide tensor and its weights are shared
   by the previous slot's widths (a narrower input uses the first channels of the same kernel). A skip adds the
   identity when the input's width equals w and a bias-free projection otherwise (trends.models' residual); since
   the input's width is itself mixed, the identity is weighted by P(previous width = w) and the projection by
@@ -112,7 +112,7 @@ def pad_width(x: torch.Tensor) -> torch.Tensor:
 
 class MixedLayer(nn.Module):
     """One slot's conv or dense branch: a layer per (width, kernel) option and, from slot 2 on, a bias-free
-    projection per width for the skip. Its output is the alpha-weighted mix of the options, zero-padded to 64."""
+    projection per width for the skip. Its output is the alpha-weighted mix of the options, zero-padded to MAX_WIDTH."""
 
     def __init__(self, kind: str, in_width: int, skip: bool) -> None:
         super().__init__()

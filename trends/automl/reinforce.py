@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils import skip_init
 
 from trends.automl.search import BudgetExhausted, Search
 from trends.automl.space import Config, SearchSpace
@@ -72,19 +73,20 @@ class Controller(nn.Module):
     so the embedding of a choice knows which decision it answered.
     """
 
-    def __init__(self, space: SearchSpace, hidden_size: int) -> None:
+    def __init__(self, space: SearchSpace, hidden_size: int, init_range: float, generator: torch.Generator) -> None:
         super().__init__()
         self.space = space
         n_options = [space.n_options(i) for i in range(len(space.decisions))]
         self.offsets = [1 + sum(n_options[:i]) for i in range(len(n_options))]
-        self.choice_embedding = nn.Embedding(1 + sum(n_options), hidden_size)
-        self.decision_embedding = nn.Embedding(len(n_options), hidden_size)
-        self.lstm = nn.LSTMCell(hidden_size, hidden_size)
-        self.heads = nn.ModuleList(nn.Linear(hidden_size, n) for n in n_options)
-
-    def reset_parameters(self, init_range: float, generator: torch.Generator) -> None:
-        """Every weight uniform in [-init_range, init_range], drawn from ``generator`` (not torch's global RNG)."""
-        with torch.no_grad():
+        # skip_init: torch's default initialisation would draw from the global RNG; every weight is drawn below
+        self.choice_embedding = skip_init(nn.Embedding, 1 + sum(n_options), hidden_size)
+        self.decision_embedding = skip_init(nn.Embedding, len(n_options), hidden_size)
+        self.lstm = skip_init(nn.LSTMCell, hidden_size, hidden_size)
+        # the per-decision softmax classifiers, stacked into one layer (decision i owns its rows
+        # offset[i]-1 .. offset[i]-1+n_i): the same model with 2 parameter tensors instead of 2 per decision
+        self.heads = skip_init(nn.Linear, hidden_size, sum(n_options))
+        self.rows = [slice(o - 1, o - 1 + n) for o, n in zip(self.offsets, n_options, strict=True)]
+        with torch.no_grad():  # the paper's initialisation: uniform in [-init_range, init_range]
             for parameter in self.parameters():
                 parameter.uniform_(-init_range, init_range, generator=generator)
 
@@ -99,7 +101,7 @@ class Controller(nn.Module):
             x = self.choice_embedding(token) + self.decision_embedding.weight[i]
             h, c = self.lstm(x, (h, c))
             allowed = torch.from_numpy(self.space.valid_options(config))
-            log_p = torch.log_softmax(self.heads[i](h)[0].masked_fill(~allowed, float("-inf")), dim=0)
+            log_p = torch.log_softmax(self.heads(h)[0, self.rows[i]].masked_fill(~allowed, float("-inf")), dim=0)
             a_t = int(torch.multinomial(log_p.exp(), 1, generator=generator))
             log_prob = log_prob + log_p[a_t]
             entropy = entropy - (log_p.exp() * log_p.masked_fill(~allowed, 0.0)).sum()
@@ -120,8 +122,7 @@ def run_reinforce(search: Search, seed: int, config: ReinforceConfig = Reinforce
     reference, short enough to follow a controller that improves within the budget.
     """
     generator = torch.Generator().manual_seed(seed)
-    controller = Controller(search.space, config.hidden_size)
-    controller.reset_parameters(config.init_range, generator)
+    controller = Controller(search.space, config.hidden_size, config.init_range, generator)
     optimizer = torch.optim.Adam(controller.parameters(), lr=config.learning_rate)
     ema_sum = ema_weight = 0.0  # b = ema_sum / ema_weight: the bias-corrected moving average of earlier rewards
     try:
