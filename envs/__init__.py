@@ -37,9 +37,11 @@ _register(
     entry_point="envs.automl.search_env:SearchEnv",
     kwargs={"space": "mnist1d-arch"},
 )
+# digits-hparams has no table (its 3625 configurations include wide convolutions that take minutes each to train on
+# a CPU), so this env trains for real by default; every result lands in the evaluator's cache.
 _register(
     "trendgym/HyperparamSearch-v0",
     entry_point="envs.automl.search_env:SearchEnv",
-    kwargs={"space": "digits-hparams"},
+    kwargs={"space": "digits-hparams", "backend": "train"},
 )
 _register("trendgym/LearningRateControl-v0", entry_point="envs.automl.lr_control_env:LearningRateControlEnv")

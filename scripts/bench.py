@@ -25,6 +25,7 @@ EXAMPLES = """examples:
   python scripts/bench.py ski --sizes 64 1024 --no-memory --out /tmp/bench
   python scripts/bench.py baselines                # random and heuristic skiers on every slope
   python scripts/bench.py automl                   # the table-backed search env's step cost, PPO on it
+  python scripts/bench.py lr-control               # learning-rate schedules on LearningRateControl-v0's instances
 """
 
 
@@ -194,7 +195,61 @@ def _run_automl(args: argparse.Namespace) -> int:
     return _print_report(result.to_markdown(), written, args)
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_ski, _add_baselines, _add_learning, _add_automl]
+LR_CONTROL_EXAMPLES = """examples:
+  python scripts/bench.py lr-control               # the published run: every policy on every train and test instance
+  python scripts/bench.py lr-control --sets test --policies cosine random --no-readme --out /tmp/bench
+  python scripts/bench.py lr-control --max-instances 2 --no-readme --out /tmp/bench   # a quick look
+"""
+
+
+def _add_lr_control(subparsers: argparse._SubParsersAction) -> None:
+    from agents.benchmarks.lr_control import POLICY_NAMES, SET_NAMES, LrControlConfig
+
+    defaults = LrControlConfig()
+    parser = subparsers.add_parser(
+        "lr-control",
+        help="returns, crash rates and accuracies of the learning-rate schedules on LearningRateControl-v0",
+        description="Train every instance of trendgym/LearningRateControl-v0's train and test sets once under each "
+        "non-learning controller (constant, step decay and cosine schedules, the constant rate at the middle of "
+        "the action range, a uniformly random controller), Box actions; report the mean return with its standard "
+        "error, the crash rate, the final validation and test accuracies and the wall time of an episode. The "
+        "default run takes about a minute.",
+        epilog=LR_CONTROL_EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--sets", nargs="+", choices=SET_NAMES, default=list(defaults.sets), help="instance sets")
+    parser.add_argument(
+        "--policies", nargs="+", choices=POLICY_NAMES, default=list(defaults.policies), help="controllers to run"
+    )
+    parser.add_argument("--seed", type=non_negative_int, default=defaults.seed, help="the random controller's seed")
+    parser.add_argument(
+        "--max-instances", type=positive_int, default=None, help="only the first n instances of each set"
+    )
+    _add_report_arguments(parser)
+    parser.set_defaults(func=_run_lr_control)
+
+
+def _run_lr_control(args: argparse.Namespace) -> int:
+    from agents.benchmarks.lr_control import LrControlConfig, run_lr_control, write_lr_control_report
+
+    config = LrControlConfig(
+        sets=tuple(dict.fromkeys(args.sets)),
+        policies=tuple(dict.fromkeys(args.policies)),
+        seed=args.seed,
+        max_instances=args.max_instances,
+    )
+    result = run_lr_control(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
+    written = write_lr_control_report(result, args.out, None if args.no_readme else args.readme)
+    return _print_report(result.to_markdown(), written, args)
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_ski,
+    _add_baselines,
+    _add_learning,
+    _add_automl,
+    _add_lr_control,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

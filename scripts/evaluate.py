@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> None:
     deterministic = not args.stochastic
     mode = "deterministic" if deterministic else "stochastic"
     print(f"model: {agent.path}")
-    print(f"env:   {env_id} {env_kwargs}, {len(seeds)} unseen courses (seeds {seeds[0]}..{seeds[-1]}), {mode}")
+    print(f"env:   {env_id} {env_kwargs}, {len(seeds)} episodes on unseen seeds ({seeds[0]}..{seeds[-1]}), {mode}")
     results = compare_with_baselines(
         agent,
         env_id,

@@ -160,3 +160,49 @@ def test_ski_baselines_benchmark_reports_every_slope_policy_and_action_space(tmp
     written = write_ski_baselines_report(result, tmp_path / "out", readme)
     assert written["readme"] and "| heuristic |" in readme.read_text() and "old" not in readme.read_text()
     assert (tmp_path / "out" / "ski_baselines.json").exists()
+
+
+def test_lr_control_benchmark_writes_its_reports_and_random_crashes_more_than_cosine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from helpers import load_script, run_main
+
+    from envs.automl import lr_control_env
+    from envs.automl.lr_control_env import Instance
+    from trends.models import LayerSpec, NetworkSpec
+
+    # A fast MLP (an episode takes about 0.06 s) that random learning rates crash under any seed tried (0-3).
+    net = NetworkSpec((LayerSpec("dense", 128), LayerSpec("dense", 64)))
+    for name, seeds in (("train", (0, 1, 2)), ("test", (1000, 1001, 1002))):
+        monkeypatch.setitem(
+            lr_control_env.INSTANCE_SETS, name, tuple(Instance("digits", net, 64, seed=s) for s in seeds)
+        )
+    argv = [
+        "lr-control",
+        "--policies",
+        "cosine",
+        "random",
+        "--max-instances",
+        "2",
+        "--no-readme",
+        "--out",
+        str(tmp_path),
+    ]
+    code, out, err = run_main(load_script("bench"), argv, capsys)
+
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lr_control.json", "lr_control.md"]
+    markdown = (tmp_path / "lr_control.md").read_text()
+    assert markdown.startswith("# Learning-rate control") and "| test | cosine (0.3 → 0.001) |" in out
+    assert "seeds 1000-1001" in markdown and "Machine: " in markdown
+    assert markdown.rstrip().endswith("Regenerate with `python scripts/bench.py lr-control`.")
+    data = json.loads((tmp_path / "lr_control.json").read_text())
+    assert data["instances"]["train"] == ["digits dense128-dense64 b64 sgd #0", "digits dense128-dense64 b64 sgd #1"]
+    runs = {(r["instance_set"], r["policy"]): r for r in data["results"]}
+    assert set(runs) == {(s, p) for s in ("train", "test") for p in ("cosine", "random")}
+    for instance_set in ("train", "test"):
+        cosine, random = runs[instance_set, "cosine"], runs[instance_set, "random"]
+        assert cosine["episodes"] == random["episodes"] == 2
+        assert random["crash_rate"] > cosine["crash_rate"]
+        assert random["return_mean"] < cosine["return_mean"]
+        assert 0 <= cosine["test_accuracy_mean"] <= 1 and cosine["seconds_median"] > 0

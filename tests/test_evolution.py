@@ -86,7 +86,9 @@ def test_mutate_returns_a_valid_canonical_different_config_changing_one_decision
         assert len(changed) == 1, (parent, child)
         mutated.add(changed[0])
         if set(child) == set(parent):  # no repair was needed: exactly one choice differs
-            assert sum(d.index(child[d.name]) != d.index(parent[d.name]) for d in space.decisions if d.name in child) == 1
+            assert (
+                sum(d.index(child[d.name]) != d.index(parent[d.name]) for d in space.decisions if d.name in child) == 1
+            )
     assert mutated == {d.name for d in space.decisions}, "every decision is sometimes the one mutated"
 
 
@@ -94,12 +96,19 @@ def test_mutate_repairs_what_a_changed_layer_type_implies():
     space = SPACES["mnist1d-arch"]
     parent = {"layer1_type": "conv", "layer1_width": 16, "layer1_kernel": 3, "layer2_type": "stop"}
     children = [mutate(space, parent, np.random.default_rng(seed)) for seed in range(200)]
-    grown = [c for c in children if c.get("layer2_type") in ("conv", "dense")]
+    grown = [c for c in children if c["layer2_type"] != "stop"]
     assert grown, "some mutations turn the stop into a layer"
-    for child in grown:  # the new layer got a width, a skip (and a kernel if a conv) and a layer-3 type
-        assert space.is_valid(child) and "layer2_width" in child and "layer3_type" in child
+    for child in grown:  # the new layer got a width and a skip (and a kernel if a conv), and a layer-3 type
+        assert space.is_valid(child) and {"layer2_width", "layer2_skip", "layer3_type"} <= set(child)
+    two_convs = {**parent, "layer2_type": "conv", "layer2_width": 32, "layer2_kernel": 5, "layer2_skip": True}
+    two_convs["layer3_type"] = "stop"
+    children = [mutate(space, two_convs, np.random.default_rng(seed)) for seed in range(400)]
     dense_first = [c for c in children if c["layer1_type"] == "dense"]
-    assert dense_first and all("layer1_kernel" not in c for c in dense_first)
+    assert dense_first, "some mutations make the first layer dense"
+    for child in dense_first:  # no kernel; no conv after a dense layer; the rest kept where it still applies
+        assert "layer1_kernel" not in child and child["layer2_type"] in ("dense", "stop")
+        if child["layer2_type"] == "dense":
+            assert child["layer2_width"] == 32 and child["layer2_skip"] is True and "layer2_kernel" not in child
 
 
 def test_mutate_rejects_an_invalid_config():
@@ -109,13 +118,12 @@ def test_mutate_rejects_an_invalid_config():
 
 @pytest.mark.parametrize("budget", [1, 7, 60])
 def test_evolution_spends_exactly_the_budget_and_stops(budget):
-    search = new_search(SPACES["mnist1d-arch"], budget)
+    space = SPACES["mnist1d-arch"]
+    search = new_search(space, budget)
     run_evolution(search, seed=0)
-    assert len(search.records) == budget
-    assert len({SPACES["mnist1d-arch"].key(r.config) for r in search.records}) == budget
-    assert len(search.study.trials) == budget
+    assert len(search.records) == budget == len(search.study.trials)
     with pytest.raises(BudgetExhausted):
-        search.evaluate(SPACES["mnist1d-arch"].sample(np.random.default_rng(999)))
+        search.evaluate(search.records[0].config)
 
 
 def test_evolution_is_deterministic_given_its_seed():
@@ -149,9 +157,10 @@ def best_and_mean(search: Search) -> tuple[float, float]:
 @pytest.mark.parametrize("name", sorted(SPACES))
 def test_evolution_beats_random_search_on_a_hidden_target(name):
     """Reward = fraction of decisions matching a hidden configuration: a landscape that hill-climbing solves and
-    random search, over hundreds or thousands of configurations, does not within 100. Measured over these 10 seeds:
-    evolution found the target in 7-10 runs on each space, random search in none; the mean best reward rose by
-    0.15-0.30 and the mean reward of all 100 evaluations (how well the search spends its budget) by 0.21-0.32."""
+    random search, over hundreds or thousands of configurations, does not within 100 evaluations. Measured over
+    these 10 seeds: evolution found the target in 5-8 runs on each space, random search in none; evolution's mean
+    best reward was 0.18-0.27 higher, and the mean reward of all its evaluations (how well a search spends its
+    budget) 0.33-0.35 higher."""
     space = SPACES[name]
     evolved, sampled = [], []
     for seed in range(10):
@@ -162,7 +171,7 @@ def test_evolution_beats_random_search_on_a_hidden_target(name):
         random_search(search, seed)
         sampled.append(best_and_mean(search))
     (evolved_best, evolved_mean), (sampled_best, sampled_mean) = np.mean(evolved, axis=0), np.mean(sampled, axis=0)
-    assert sum(best == 1.0 for best, _ in evolved) >= 5, evolved
+    assert sum(best == 1.0 for best, _ in evolved) >= 4, evolved
     assert sum(best == 1.0 for best, _ in sampled) <= 1, sampled
     assert evolved_best >= sampled_best + 0.12, (evolved, sampled)
-    assert evolved_mean >= sampled_mean + 0.15, (evolved, sampled)
+    assert evolved_mean >= sampled_mean + 0.25, (evolved, sampled)

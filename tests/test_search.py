@@ -161,3 +161,16 @@ def test_a_search_killed_in_the_middle_loses_nothing_and_resumes_from_the_storag
     if method == "evolution":  # deterministic given its seed: the resumed run is the run that would have happened
         uninterrupted = run_search("mnist1d-arch", method, 30, seed=4, storage="memory")
         assert configs == [r.config for r in uninterrupted.records]
+
+
+def test_darts_cost_unit_is_timed_on_trainings_of_the_space():
+    from trends.automl.space import Categorical, SearchSpace
+    from trends.models import LayerSpec, NetworkSpec
+    from trends.training import TrainRecipe
+
+    def build(config):
+        return NetworkSpec((LayerSpec("dense", int(config["units"])),)), TrainRecipe(max_epochs=2, seed=0)
+
+    tiny = SearchSpace("tiny", "digits", (Categorical("units", (8, 16, 32)),), build)
+    seconds = search_module.reference_training_seconds(tiny, seed=0, n=2)
+    assert 0 < seconds < 60

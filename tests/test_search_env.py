@@ -468,3 +468,15 @@ def test_maskable_ppo_beats_random_search_on_the_table():
     model.learn(LEARNING_STEPS)
     agent_mean = sampled_configs_mean(model, gym.make(ARCH_ID), LEARNING_EPISODES)
     assert agent_mean > random_mean + LEARNING_MARGIN, (agent_mean, random_mean)
+
+
+def test_the_registered_hyperparameter_env_trains_for_real_and_caches(tmp_path):
+    from trends.automl.evaluator import Evaluator
+
+    env = gym.make(HPARAM_ID, storage=tmp_path / "cache.db")
+    env.reset(seed=0)
+    for action in (3, 4, 0):  # learning rate 3e-3, batch 256, no hidden layer: a linear model on digits
+        _, reward, terminated, _, info = env.step(action)
+    assert terminated and info["config"] == {"learning_rate": 3e-3, "batch_size": 256, "hidden_layers": 0}
+    assert 0.8 < reward == info["val_accuracy"] < 1.0  # a linear model learns digits well
+    assert len(Evaluator(tmp_path / "cache.db")) == 1

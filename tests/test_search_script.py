@@ -1,10 +1,12 @@
 """scripts/search.py: a search, its resumption, the comparison's files, and one-line errors for bad input."""
 
+import itertools
+
 import pytest
+from helpers import assert_one_line_error, load_script, run_main
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents.search import open_study
-from helpers import assert_one_line_error, load_script, run_main
 
 search_script = load_script("search")
 
@@ -35,7 +37,7 @@ def test_compare_writes_curves_png_csv_tensorboard_and_the_table(tmp_path, capsy
     events.Reload()
     medians = events.Scalars("search/best_val_accuracy_median")
     assert [e.step for e in medians] == list(range(1, 9))
-    assert all(b.value >= a.value for a, b in zip(medians, medians[1:], strict=False))
+    assert all(b.value >= a.value for a, b in itertools.pairwise(medians))
 
 
 @pytest.mark.parametrize(

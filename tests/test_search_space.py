@@ -214,11 +214,11 @@ def test_get_space_lists_the_names():
 
 def test_build_gives_the_documented_recipes():
     arch = get_space("mnist1d-arch")
-    config = {"layer1_type": "conv", "layer1_width": 64, "layer1_kernel": 5, "layer2_type": "dense"}
+    config = {"layer1_type": "conv", "layer1_width": 32, "layer1_kernel": 5, "layer2_type": "dense"}
     config |= {"layer2_width": 16, "layer2_skip": True, "layer3_type": "stop"}
     network, recipe = arch.build(config)
     assert recipe == ARCH_RECIPE == TrainRecipe(3e-3, 64, max_epochs=20, patience=4, optimizer="adam", seed=0)
-    assert network.describe() == "conv64k5-dense16+skip"
+    assert network.describe() == "conv32k5-dense16+skip"
 
     hparams = get_space("digits-hparams")
     config = {"learning_rate": 3e-4, "batch_size": 32, "hidden_layers": 2, "layer_type": "conv", "units": 16}

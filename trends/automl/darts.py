@@ -72,7 +72,7 @@ ARCH_BETAS = (0.5, 0.999)  # Adam's betas for alpha, the paper's
 class DartsConfig:
     """Hyper-parameters of a DARTS search; the defaults take about 15 s on one core (see the module docstring)."""
 
-    epochs: int = 10  # passes over the weight half of the training split, each with as many alpha steps
+    epochs: int = 10  # passes over the weight half of the training split
     batch_size: int = 64  # samples per weight step and per architecture step
     weight_lr: float = 3e-3  # Adam's step size for the super-network's weights w (ARCH_RECIPE's)
     arch_lr: float = 3e-4  # Adam's step size for the architecture parameters alpha (the paper's)

@@ -16,12 +16,12 @@ Real, Aggarwal, Huang & Le 2019, "Regularized Evolution for Image Classifier Arc
         remove dead from the left of population     # aging: the OLDEST dies, not the worst
     return the highest-accuracy model in history
 
-Aging is the "regularization": a model survives only as long as its descendants keep winning tournaments, so a
-configuration that scored high by luck cannot sit in the population forever. Here ``TrainAndEval`` is
-:meth:`Search.evaluate` and ``C`` is the search's budget of *distinct* configurations: a child the search has seen
-before is answered from its history for free and still joins the population (it is a new individual of the same
-genotype, as in the paper, where it would have been trained again), and the loop ends when the search raises
-:class:`BudgetExhausted`.
+Aging is the "regularization": every model dies P cycles after its birth however well it scored, so an
+architecture stays in the population only by having children that score well again, and one that scored high by
+luck cannot sit there forever. Here ``TrainAndEval`` is :meth:`Search.evaluate` and ``C`` is the search's
+budget, charged per proposal: a child the search has evaluated before is answered from its history without
+training, still costs its unit (the paper would have trained it again), and joins the population as a new
+individual of the same genotype; the loop ends when the search raises :class:`BudgetExhausted`.
 
 The mutation is the paper's "change one choice" applied to a conditional space: :func:`mutate` changes one
 applicable decision to another allowed option, then repairs the configuration so that it stays valid (keeping
@@ -31,6 +31,7 @@ every later choice that still applies and is still allowed, sampling the decisio
 from __future__ import annotations
 
 import collections
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +56,7 @@ class EvolutionConfig:
             raise ValueError(f"sample_size must be at least 1, got {self.sample_size}")
 
 
-def mutate(space: SearchSpace, config: dict[str, Any], rng: np.random.Generator) -> Config:
+def mutate(space: SearchSpace, config: Mapping[str, Any], rng: np.random.Generator) -> Config:
     """A child of ``config``: one applicable decision, drawn uniformly among those that have another allowed
     option, changed to one of those options (uniformly), then repaired into a complete canonical configuration.
 

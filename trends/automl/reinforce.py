@@ -3,7 +3,7 @@
 Zoph & Le 2017, "Neural Architecture Search with Reinforcement Learning", ICLR (arXiv:1611.01578). The controller
 is an autoregressive recurrent network that emits a configuration one decision at a time, each choice fed back
 as the next step's input; it is trained with REINFORCE (Williams 1992) to maximise the expected validation
-accuracy R of the configurations it samples, with the paper's policy gradient (its equation 2)::
+accuracy R of the configurations it samples, with the paper's estimate of the policy gradient (section 3.2)::
 
     grad J(theta_c) ~= 1/m sum_{k=1..m} sum_{t=1..T} grad log P(a_t | a_(t-1):1; theta_c) (R_k - b)
 
@@ -20,10 +20,12 @@ How it meets this project's spaces:
 - each decision has its own softmax head (the paper's per-token classifiers), whose logits of options the
   space forbids (:meth:`SearchSpace.valid_options`) are set to -inf: the controller only ever samples valid
   configurations, and spends no probability on invalid ones;
-- the search's budget counts distinct configurations; a configuration sampled again is answered from the
-  search's history for free and is still a sample of the policy, so it still makes an update;
-- an optional entropy bonus (as in ENAS, Pham et al. 2018) keeps the controller from collapsing onto one
-  configuration within a budget of a hundred or so.
+- every configuration sampled is a proposal charged to the search's budget; one sampled again is answered from
+  the search's history without training, and is still a sample of the policy, so it still makes an update;
+- an entropy bonus (as in ENAS, Pham et al. 2018) keeps the controller from collapsing onto one configuration
+  within the budget: a collapsed controller spends what is left of it re-proposing what it already has. On the
+  mnist1d-arch table at budget 100, without it the controller (at the default step size) evaluated a median of
+  32 distinct configurations, with it 58.
 
 Everything random comes from one ``torch.Generator`` seeded by the caller (weight initialisation, uniform in
 [-0.08, 0.08] as in the paper, and sampling), so a run is deterministic given its seed and the search's answers.
@@ -50,7 +52,7 @@ class ReinforceConfig:
     learning_rate: float = 0.01  # Adam's step size (the paper: 0.0006, over 100 times more updates)
     batch_size: int = 1  # m: configurations sampled per policy-gradient update
     baseline_decay: float = 0.95  # of the exponential moving average b of earlier rewards
-    entropy_coef: float = 0.0  # weight of the policy's entropy (summed over a configuration's decisions) in the loss
+    entropy_coef: float = 0.03  # weight in the loss of the policy's entropy, summed over a configuration's decisions
     init_range: float = 0.08  # weights are initialised uniformly in [-init_range, init_range] (the paper's 0.08)
 
     def __post_init__(self) -> None:
@@ -116,10 +118,16 @@ def run_reinforce(search: Search, seed: int, config: ReinforceConfig = Reinforce
     Deterministic given ``seed`` and the search's answers, so a resumed search (whose earlier configurations are
     answered from its history) retraces the interrupted run and carries on from where it stopped.
 
-    Defaults: one configuration per update (m=1) because at 50-200 evaluations every update counts, and a large
-    step size (Adam, 0.01) because the controller must move within a hundred updates rather than the paper's
-    thousands. The baseline's decay of 0.95 averages roughly the last 20 rewards: long enough to be a stable
-    reference, short enough to follow a controller that improves within the budget.
+    Defaults: one configuration per update (m=1) because at 50-200 evaluations every update counts, a large step
+    size (Adam, 0.01) because the controller must move within a hundred updates rather than the paper's
+    thousands, and an entropy bonus of 0.03 so that it does not settle on one configuration while budget is left.
+    Chosen over step sizes 0.003, 0.01, 0.03 and entropy weights 0, 0.01, 0.03, 0.1, 10 seeds each, on the
+    mnist1d-arch table at budgets 50, 100, 200 (the finalists also on the synthetic objective of the tests):
+    0.03 collapsed onto a few configurations unless the bonus was 0.1, and was then no better; 0.003 learned too
+    slowly for budget 50 (median best 0.881 against 0.908 on the table) and was no better at 100 and 200;
+    (0.01, 0.03) was best or within noise of the best everywhere. The baseline's decay of 0.95 averages roughly
+    the last 20 rewards: a stable reference that still follows a controller improving within the budget (0.99
+    was worse on the table, 0.9 within noise).
     """
     generator = torch.Generator().manual_seed(seed)
     controller = Controller(search.space, config.hidden_size, config.init_range, generator)
