@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import multiprocessing
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -161,7 +162,7 @@ def compare_markdown(curves: dict[str, Curves], config: CompareConfig, png_name:
     _, optimum = table.best()
     all_val = np.array([record.val_accuracy for _, record in table])
     header = ["method"] + [f"val @{b}" for b in config.budgets] + [f"test @{b}" for b in config.budgets]
-    header += ["top % @" + str(config.budgets[-1])]
+    header += [f"worst val @{config.budgets[-1]}", f"top % @{config.budgets[-1]}"]
     rows = []
     for method, c in curves.items():
         vals_tests = [c.at(b) for b in config.budgets]
@@ -170,16 +171,15 @@ def compare_markdown(curves: dict[str, Curves], config: CompareConfig, png_name:
         name = method
         if method == "darts":
             name = f"darts ({np.median(c.equivalent_trainings):.0f} trainings)"
-        rows.append(
-            [name] + [_median_iqr(v) for v, _ in vals_tests] + [_median_iqr(t) for _, t in vals_tests] + [f"{top:.1f}"]
-        )
+        cells = [_median_iqr(v) for v, _ in vals_tests] + [_median_iqr(t) for _, t in vals_tests]
+        rows.append([name, *cells, f"{100 * np.min(last_val):.2f}", f"{top:.1f}"])
     lines = [
         f"{len(table)} architectures of `{config.space}`; budget = configurations evaluated (a repeated one "
         "costs a unit but no training); median "
         f"[interquartile range] over {config.seeds} seeds, in percent. Optimum of the table: validation "
         f"{100 * optimum.val_accuracy:.2f}, its test {100 * optimum.test_accuracy:.2f}; median architecture "
         f'{100 * np.median(all_val):.2f}. "top %": share of the table\'s architectures with a higher validation '
-        "accuracy than the one found (0 = the optimum).",
+        'accuracy than the one found (0 = the optimum); "worst": the worst seed\'s best.',
         "",
         markdown_table(header, rows),
         "",
@@ -207,7 +207,7 @@ def plot_curves(curves: dict[str, Curves], config: CompareConfig, file: Any) -> 
                 point = np.nanmedian(values[:, 0])
                 ax.plot([np.median(c.equivalent_trainings)], [100 * point], "k*", markersize=10, label=method)
                 continue
-            q25, q50, q75 = (100 * np.nanpercentile(values, q, axis=0) for q in (25, 50, 75))
+            q25, q50, q75 = 100 * _quartiles(values)
             (line,) = ax.plot(x, q50, label=method)
             ax.fill_between(x, q25, q75, color=line.get_color(), alpha=0.15)
     for ax, title, ref in zip(
@@ -229,15 +229,23 @@ def plot_curves(curves: dict[str, Curves], config: CompareConfig, file: Any) -> 
     plt.close(fig)
 
 
+def _quartiles(values: np.ndarray) -> np.ndarray:
+    """(3, budget) quartiles over seeds, NaN where no seed has a value (no warning for those columns)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's "All-NaN slice encountered"
+        return np.nanpercentile(values, [25, 50, 75], axis=0)
+
+
 def write_tensorboard(curves: dict[str, Curves], root: Path) -> None:
-    """One TensorBoard run per method with the median and quartiles of both curves against evaluations."""
+    """One TensorBoard run per method with the median and quartiles of both curves against evaluations (a method
+    that evaluated fewer configurations, DARTS, has points only where it has values)."""
     from torch.utils.tensorboard import SummaryWriter
 
     for method, c in curves.items():
         writer = SummaryWriter(log_dir=str(root / method))
         try:
             for name, values in (("best_val_accuracy", c.best_val), ("test_accuracy_of_best", c.test)):
-                quartiles = np.nanpercentile(values, [25, 50, 75], axis=0)
+                quartiles = _quartiles(values)
                 for n in range(values.shape[1]):
                     if np.isnan(quartiles[1, n]):
                         continue

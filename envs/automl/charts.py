@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gymnasium.error import DependencyNotInstalled
+from envs.rendering import import_pygame
 
 # Colours (RGB)
 BACKGROUND = (255, 255, 255)
@@ -33,16 +33,6 @@ N_TICKS = 5  # about this many tick labels per axis
 DOT_RADIUS = 2  # px
 PADDING = 4  # px between the chart's parts
 LOG_FLOOR = 1e-12  # smallest value drawn on a log axis; values <= 0 are skipped there
-
-NO_PYGAME = "pygame is not installed, run `pip install pygame`"
-
-
-def _import_pygame() -> Any:
-    try:
-        import pygame
-    except ImportError as e:
-        raise DependencyNotInstalled(NO_PYGAME) from e
-    return pygame
 
 
 @dataclass(frozen=True)
@@ -128,7 +118,7 @@ def draw_chart(
     the data. ``log_y`` draws the y axis in powers of ten and skips values <= 0. ``font`` defaults to
     pygame's own font at ``FONT_SIZE`` px.
     """
-    pygame = _import_pygame()
+    pygame = import_pygame()
     rect = pygame.Rect(rect)
     if font is None:
         pygame.font.init()

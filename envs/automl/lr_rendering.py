@@ -13,11 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-from gymnasium.error import DependencyNotInstalled
-
 from envs.automl.charts import Series, draw_chart
 from envs.automl.lr_control_env import LOG_LR_MAX, LOG_LR_MIN
+from envs.rendering import FrameRenderer, import_pygame
 
 # Colours (RGB)
 BACKGROUND = (236, 240, 245)
@@ -35,16 +33,6 @@ CHART_FONT_SHARE = 0.04  # and of the charts' text
 LOSS_CHART_SHARE = 0.5  # of the height below the header, for the loss chart
 LOSS_RANGE_FACTOR = 1.2  # the loss axis reaches this much above the untrained network's validation loss
 MARGIN = 6  # px between panels
-
-NO_PYGAME = "pygame is not installed, run `pip install pygame`"
-
-
-def _import_pygame() -> Any:
-    try:
-        import pygame
-    except ImportError as e:
-        raise DependencyNotInstalled(NO_PYGAME) from e
-    return pygame
 
 
 @dataclass(frozen=True)
@@ -91,59 +79,24 @@ class TrainingScene:
         return first, second
 
 
-class LearningRateRenderer:
+class LearningRateRenderer(FrameRenderer):
     """Draws :class:`TrainingScene` s on a pygame surface; ``rgb_array`` returns it, ``show`` puts it in a
     window (only a renderer made with ``human=True`` opens one)."""
 
+    caption = "trendgym - Learning-rate control"
+
     def __init__(self, width: int = 600, height: int = 400, human: bool = False) -> None:
-        pygame = _import_pygame()
-        self.width, self.height, self.human = width, height, human
-        self.surface = pygame.Surface((width, height))
+        super().__init__(width, height, human)
+        pygame = import_pygame()
         pygame.font.init()
         self._font = pygame.font.Font(None, max(12, round(height * HEADER_FONT_SHARE)))
         self._chart_font = pygame.font.Font(None, max(12, round(height * CHART_FONT_SHARE)))
-        self._screen: Any = None
-        self._clock: Any = None
 
     # ---- public ----------------------------------------------------------------------------------------------
 
-    def rgb_array(self, scene: TrainingScene) -> np.ndarray:
-        """The frame as an ``(height, width, 3)`` uint8 array, drawn off-screen."""
-        pygame = _import_pygame()
-        self.draw(scene)
-        pixels = pygame.surfarray.pixels3d(self.surface)
-        frame = np.transpose(pixels, (1, 0, 2)).copy()
-        del pixels  # unlocks the surface
-        return frame
-
-    def show(self, scene: TrainingScene, fps: float) -> None:
-        """Draw the frame in the window (opened on the first call) and wait to keep ``fps`` frames a second."""
-        if not self.human:
-            raise RuntimeError("show() needs a renderer made with human=True")
-        pygame = _import_pygame()
-        if self._screen is None:
-            pygame.display.init()
-            pygame.display.set_caption("trendgym - Learning-rate control")
-            self._screen = pygame.display.set_mode((self.width, self.height))
-            self._clock = pygame.time.Clock()
-        pygame.event.pump()
-        self.draw(scene)
-        self._screen.blit(self.surface, (0, 0))
-        pygame.display.flip()
-        self._clock.tick(fps)
-
-    def close(self) -> None:
-        """Close the window, if one is open; safe to call more than once."""
-        if self._screen is not None:
-            import pygame
-
-            pygame.display.quit()
-            self._screen = None
-            self._clock = None
-
     def draw(self, scene: TrainingScene) -> Any:
         """Draw ``scene`` on ``self.surface`` (and return it)."""
-        pygame = _import_pygame()
+        pygame = import_pygame()
         self.surface.fill(BACKGROUND)
         top = MARGIN
         for line in scene.header_lines():

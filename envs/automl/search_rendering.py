@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from envs.automl.charts import Series, _import_pygame, draw_chart
+from envs.automl.charts import Series, draw_chart
+from envs.rendering import FrameRenderer, import_pygame
 from trends.automl.space import Config, Option, SearchSpace
 
 WIDTH, HEIGHT = 960, 540  # px, the default frame
@@ -105,59 +106,25 @@ def _option_text(option: Option) -> str:
     return str(option)
 
 
-class SearchRenderer:
+class SearchRenderer(FrameRenderer):
     """Draws :class:`SearchScene` s on a ``width`` x ``height`` pygame surface; ``show`` needs ``human=True``."""
 
     def __init__(self, width: int = WIDTH, height: int = HEIGHT, human: bool = False) -> None:
-        pygame = _import_pygame()
-        self.width, self.height, self.human = width, height, human
-        self.surface = pygame.Surface((width, height))
+        super().__init__(width, height, human)
+        pygame = import_pygame()
         pygame.font.init()
         size = max(12, round(height * FONT_SHARE))
         self._font = pygame.font.Font(None, size)
         self._small_font = pygame.font.Font(None, max(11, round(size * 0.85)))
-        self._screen: Any = None
-        self._clock: Any = None
 
     # ---- public ------------------------------------------------------------------------------------------
 
-    def rgb_array(self, scene: SearchScene) -> np.ndarray:
-        """The frame as an ``(height, width, 3)`` uint8 array, drawn off-screen."""
-        pygame = _import_pygame()
-        self.draw(scene)
-        pixels = pygame.surfarray.pixels3d(self.surface)
-        frame = np.transpose(pixels, (1, 0, 2)).copy()
-        del pixels  # unlocks the surface
-        return frame
-
-    def show(self, scene: SearchScene, fps: float) -> None:
-        """Draw the frame in the window (opened on the first call) and wait to keep ``fps`` frames a second."""
-        if not self.human:
-            raise RuntimeError("show() needs a renderer made with human=True")
-        pygame = _import_pygame()
-        if self._screen is None:
-            pygame.display.init()
-            pygame.display.set_caption(f"trendgym - search {scene.space.name}")
-            self._screen = pygame.display.set_mode((self.width, self.height))
-            self._clock = pygame.time.Clock()
-        pygame.event.pump()
-        self.draw(scene)
-        self._screen.blit(self.surface, (0, 0))
-        pygame.display.flip()
-        self._clock.tick(fps)
-
-    def close(self) -> None:
-        """Close the window, if one is open; safe to call more than once."""
-        if self._screen is not None:
-            import pygame
-
-            pygame.display.quit()
-            self._screen = None
-            self._clock = None
+    def window_caption(self, scene: SearchScene) -> str:
+        return f"trendgym - search {scene.space.name}"
 
     def draw(self, scene: SearchScene) -> Any:
         """Draw ``scene`` on ``self.surface`` (and return it)."""
-        pygame = _import_pygame()
+        pygame = import_pygame()
         self.surface.fill(BACKGROUND)
         split = round(self.width * LEFT_SHARE)
         left = pygame.Rect(MARGIN, MARGIN, split - 2 * MARGIN, self.height - 2 * MARGIN)

@@ -21,7 +21,8 @@ import gymnasium as gym
 from gymnasium.error import DependencyNotInstalled
 
 import envs  # noqa: F401  (registers the trendgym/ ids)
-from envs.ski.rendering import NO_PYGAME, draw_banner
+from envs.rendering import NO_PYGAME
+from envs.ski.rendering import draw_banner
 
 GLIDE = 2  # the action when no key (or no known combination of keys) is pressed
 HEADLESS_DRIVERS = ("dummy", "offscreen")  # SDL video drivers that draw nowhere a person could see

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from gymnasium.error import DependencyNotInstalled
 
+from envs.rendering import FrameRenderer, import_pygame
 from envs.ski import physics
 from envs.ski.course import Course
 
@@ -85,16 +85,6 @@ HUD_TEXT = (255, 255, 255)
 HUD_ALERT = (255, 110, 110)
 HUD_FONT_SHARE = 0.055  # font size as a share of the window height
 BANNER_BACKGROUND = (16, 28, 48, 215)
-
-NO_PYGAME = "pygame is not installed, run `pip install pygame`"
-
-
-def _import_pygame() -> Any:
-    try:
-        import pygame
-    except ImportError as e:
-        raise DependencyNotInstalled(NO_PYGAME) from e
-    return pygame
 
 
 @dataclass(frozen=True)
@@ -165,20 +155,22 @@ FIR = _star(8, 0.72)
 _BUMPS = np.random.default_rng(0).uniform((-1.0, 0.0), (1.0, BUMP_TILE), size=(N_BUMPS, 2))  # x as share of half
 
 
-class SkiRenderer:
+class SkiRenderer(FrameRenderer):
     """Draws :class:`Scene` s on a pygame surface; ``rgb_array`` returns it, ``show`` puts it in a window.
 
     ``width`` x ``height`` pixels always show ``VIEW_HEIGHT`` metres of slope; ``hud`` adds the head-up line;
     ``human`` allows ``show`` (only a human renderer opens a window).
     """
 
+    caption = "trendgym - Ski"
+
     def __init__(self, width: int = 600, height: int = 400, hud: bool = True, human: bool = False) -> None:
-        pygame = _import_pygame()
-        self.width, self.height, self.hud, self.human = width, height, hud, human
+        super().__init__(width, height, human)
+        pygame = import_pygame()
+        self.hud = hud
         self.scale = height / VIEW_HEIGHT  # px/m
         self.figure_scale = max(self.scale * FIGURE_ZOOM, MIN_FIGURE_SCALE)
         self.detailed = self.scale >= DETAIL_SCALE
-        self.surface = pygame.Surface((width, height))
         self._font: Any = None
         self._small_font: Any = None
         self._hud_bar: Any = None  # the translucent band behind the head-up line, made on first use
@@ -187,49 +179,13 @@ class SkiRenderer:
             size = max(12, round(height * HUD_FONT_SHARE))
             self._font = pygame.font.Font(None, size)
             self._small_font = pygame.font.Font(None, max(12, round(size * 0.8)))
-        self._screen: Any = None
-        self._clock: Any = None
         self._top = 0.0  # m: y of the top edge of the view in the frame being drawn
 
     # ---- public ----------------------------------------------------------------------------------------------
 
-    def rgb_array(self, scene: Scene) -> np.ndarray:
-        """The frame as an ``(height, width, 3)`` uint8 array, drawn off-screen."""
-        pygame = _import_pygame()
-        self.draw(scene)
-        pixels = pygame.surfarray.pixels3d(self.surface)
-        frame = np.transpose(pixels, (1, 0, 2)).copy()
-        del pixels  # unlocks the surface
-        return frame
-
-    def show(self, scene: Scene, fps: float) -> None:
-        """Draw the frame in the window (opened on the first call) and wait to keep ``fps`` frames a second."""
-        if not self.human:
-            raise RuntimeError("show() needs a renderer made with human=True")
-        pygame = _import_pygame()
-        if self._screen is None:
-            pygame.display.init()
-            pygame.display.set_caption("trendgym - Ski")
-            self._screen = pygame.display.set_mode((self.width, self.height))
-            self._clock = pygame.time.Clock()
-        pygame.event.pump()
-        self.draw(scene)
-        self._screen.blit(self.surface, (0, 0))
-        pygame.display.flip()
-        self._clock.tick(fps)
-
-    def close(self) -> None:
-        """Close the window, if one is open; safe to call more than once."""
-        if self._screen is not None:
-            import pygame
-
-            pygame.display.quit()
-            self._screen = None
-            self._clock = None
-
     def draw(self, scene: Scene) -> Any:
         """Draw ``scene`` on ``self.surface`` (and return it), back to front."""
-        pygame = _import_pygame()
+        pygame = import_pygame()
         self._top = scene.y - SKIER_SCREEN_Y * VIEW_HEIGHT
         course = scene.course
         self._draw_snow(pygame, course)
@@ -449,7 +405,7 @@ class SkiRenderer:
 def draw_banner(surface: Any, lines: list[str], font: Any = None, centre: float = 0.5) -> None:
     """Write ``lines`` in a dark box across ``surface``, its middle ``centre`` of the way down: the end of a
     run, a prompt. A plain function, so that a program showing the env's window can write over its frame."""
-    pygame = _import_pygame()
+    pygame = import_pygame()
     if font is None:
         pygame.font.init()
         font = pygame.font.Font(None, max(12, round(surface.get_height() * HUD_FONT_SHARE)))

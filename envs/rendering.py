@@ -1,0 +1,76 @@
+"""What every trendgym renderer shares: pygame imported only where drawing happens, and one surface per renderer
+that is either returned as an ``rgb_array`` frame or shown in a window, the same way for every environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium.error import DependencyNotInstalled
+
+NO_PYGAME = "pygame is not installed, run `pip install pygame`"
+
+
+def import_pygame() -> Any:
+    """pygame, or gymnasium's DependencyNotInstalled with the install hint (envs work without it, unrendered)."""
+    try:
+        import pygame
+    except ImportError as e:
+        raise DependencyNotInstalled(NO_PYGAME) from e
+    return pygame
+
+
+class FrameRenderer:
+    """Base class of the renderers: a subclass draws a scene on :attr:`surface` in :meth:`draw`; this class turns
+    the surface into an array, or puts it in a window (opened only by a renderer made with ``human=True``)."""
+
+    caption = "trendgym"
+
+    def __init__(self, width: int, height: int, human: bool = False) -> None:
+        pygame = import_pygame()
+        self.width, self.height, self.human = width, height, human
+        self.surface = pygame.Surface((width, height))
+        self._screen: Any = None
+        self._clock: Any = None
+
+    def draw(self, scene: Any) -> Any:
+        """Draw ``scene`` on ``self.surface`` and return it."""
+        raise NotImplementedError
+
+    def window_caption(self, scene: Any) -> str:
+        """The window's title for ``scene``."""
+        return self.caption
+
+    def rgb_array(self, scene: Any) -> np.ndarray:
+        """The frame as an ``(height, width, 3)`` uint8 array, drawn off-screen."""
+        pygame = import_pygame()
+        self.draw(scene)
+        pixels = pygame.surfarray.pixels3d(self.surface)
+        frame = np.transpose(pixels, (1, 0, 2)).copy()
+        del pixels  # unlocks the surface
+        return frame
+
+    def show(self, scene: Any, fps: float) -> None:
+        """Draw the frame in the window (opened on the first call) and wait to keep ``fps`` frames a second."""
+        if not self.human:
+            raise RuntimeError("show() needs a renderer made with human=True")
+        pygame = import_pygame()
+        if self._screen is None:
+            pygame.display.init()
+            pygame.display.set_caption(self.window_caption(scene))
+            self._screen = pygame.display.set_mode((self.width, self.height))
+            self._clock = pygame.time.Clock()
+        pygame.event.pump()
+        self.draw(scene)
+        self._screen.blit(self.surface, (0, 0))
+        pygame.display.flip()
+        self._clock.tick(fps)
+
+    def close(self) -> None:
+        """Close the window, if one is open; safe to call more than once."""
+        if self._screen is not None:
+            import pygame
+
+            pygame.display.quit()
+            self._screen = None
+            self._clock = None
