@@ -132,10 +132,25 @@ def write_compare_report(
     data = {
         "config": asdict(config),
         "machine": machine_info(),
-        "methods": {m: {"best_val": c.best_val.tolist(), "test": c.test.tolist()} for m, c in curves.items()},
+        "curves": csv_path.name,  # every seed's curve
+        "methods": {method: _summary(c, config.budgets) for method, c in curves.items()},
     }
     written = publish(REPORT_NAME, "AutoML search methods on the tabular benchmark", markdown, data, out_dir, readme)
     return {**written, "csv": csv_path, "png": png_path, "tensorboard": tensorboard_dir}
+
+
+def _summary(c: Curves, budgets: Sequence[int]) -> dict[str, Any]:
+    """Quartiles over seeds at each budget, in fractions, and what each seed cost and why it stopped."""
+    at = {}
+    for b in budgets:
+        val, test = c.at(b)
+        at[str(b)] = {
+            "val_quartiles": np.percentile(val, [25, 50, 75]).round(4).tolist(),
+            "test_quartiles": np.percentile(test, [25, 50, 75]).round(4).tolist(),
+            "val_worst": round(float(np.min(val)), 4),
+        }
+    trainings = [round(t, 2) for t in c.equivalent_trainings]
+    return {"at_budget": at, "equivalent_trainings": trainings, "stopped": c.stopped}
 
 
 def curves_csv(curves: dict[str, Curves]) -> str:
