@@ -487,7 +487,7 @@ def _start_training(instance: Instance) -> _Training:
         torch.manual_seed(instance.seed)
         model = build_network(instance.network, dataset.sample_shape, dataset.n_classes)
     recipe = TrainRecipe(
-        learning_rate=10.0**LOG_LR_MIN,  # a placeholder: every epoch sets its own
+        learning_rate=10.0**LOG_LR_MIN,  # the optimiser needs one to start; every epoch sets its own
         batch_size=int(instance.batch_size),
         optimizer=instance.optimizer,
         seed=int(instance.seed),

@@ -44,8 +44,8 @@ class _Node:
 
 
 @dataclass(frozen=True)
-class SearchRecord:
-    """One evaluated configuration of the search, in the order the search found it."""
+class EpisodeResult:
+    """What one episode (one configuration) scored, in the order of the episodes."""
 
     config: Config
     val_accuracy: float
@@ -139,7 +139,7 @@ class SearchEnv(gym.Env):
     ``seconds`` (what its training cost), ``best_val_accuracy`` and ``best_test_accuracy`` (the test accuracy of
     the best configuration by validation), ``evaluations`` and ``distinct_evaluations`` of the search so far.
     ``reset`` returns the search's ``evaluations``, ``distinct_evaluations``, ``best_val_accuracy`` and
-    ``best_test_accuracy`` (NaN before the first evaluation). ``history`` holds every :class:`SearchRecord`.
+    ``best_test_accuracy`` (NaN before the first evaluation). ``history`` holds every :class:`EpisodeResult`.
 
     ## Arguments
 
@@ -210,7 +210,7 @@ class SearchEnv(gym.Env):
 
         self._root = self._make_node((), {})
         self._node: _Node | None = None
-        self.history: list[SearchRecord] = []
+        self.history: list[EpisodeResult] = []
         self._distinct: set[tuple[int, ...]] = set()
         self._best: int | None = None  # index in history of the best validation accuracy
         self._renderer: Any = None
@@ -224,7 +224,7 @@ class SearchEnv(gym.Env):
         self._best = None
 
     @property
-    def best(self) -> SearchRecord | None:
+    def best(self) -> EpisodeResult | None:
         """The search's best configuration by validation accuracy so far (the first of equals)."""
         return None if self._best is None else self.history[self._best]
 
@@ -355,7 +355,7 @@ class SearchEnv(gym.Env):
         test = float(record.test_accuracy) if math.isfinite(record.test_accuracy) else 0.0
         parameters = int(record.parameters)
         reward = val - self.size_penalty * math.log10(max(parameters, 1))
-        self.history.append(SearchRecord(dict(node.config), val, test, parameters, reward))
+        self.history.append(EpisodeResult(dict(node.config), val, test, parameters, reward))
         self._distinct.add(node.path)
         if self._best is None or val > self.history[self._best].val_accuracy:
             self._best = len(self.history) - 1

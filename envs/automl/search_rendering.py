@@ -69,7 +69,7 @@ class SearchScene:
     def of(
         cls, space: SearchSpace, config: Config, decision: int | None, mask: np.ndarray, history: Sequence[Any]
     ) -> SearchScene:
-        """The scene of a search env: ``history`` holds its :class:`~envs.automl.search_env.SearchRecord` s."""
+        """The scene of a search env: ``history`` holds its :class:`~envs.automl.search_env.EpisodeResult` s."""
         return cls(
             space=space,
             config=dict(config),

@@ -43,8 +43,7 @@ REPEAT_ATTR = "repeat"
 
 
 class BudgetExhausted(Exception):
-    """Raised by :meth:`Search.evaluate` when a new configuration is asked for after the budget is spent (or a
-    method has proposed :attr:`Search.max_proposals` configurations); a method lets it end its loop."""
+    """Raised by :meth:`Search.evaluate` when the budget is spent; a method lets it end its loop."""
 
 
 @dataclass(frozen=True)
