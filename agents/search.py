@@ -30,7 +30,7 @@ import contextlib
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +43,20 @@ from trends.automl.evaluator import Evaluation, open_storage, storage_url
 from trends.automl.search import BudgetExhausted, Search, SearchRecord
 from trends.automl.space import Config, SearchSpace, get_space
 
+MethodRunner = Callable[[Search, int, Mapping[str, Any]], dict[str, Any]]
 METHODS = ("random", "tpe", "gp", "cmaes", "ga", "evolution", "rl", "reinforce", "darts")
 OPTUNA_METHODS = ("random", "tpe", "gp", "cmaes", "ga")
 GA_POPULATION = 20  # NSGA-II's population: a tenth of the largest budget, so it runs ten generations
 DARTS_COST_REFERENCES = 5  # trainings timed to express DARTS' super-network cost in trainings
-RL_STEPS_PER_UPDATE = 64  # MaskablePPO's n_steps: about six architectures per update
+RL_SETTINGS: dict[str, Any] = {  # MaskablePPO for budgets of 50-200 architectures
+    "n_steps": 64,  # about six architectures per update
+    "batch_size": 64,
+    "n_epochs": 4,
+    "gamma": 1.0,  # one reward, at the end of the episode: nothing to discount
+    "gae_lambda": 1.0,
+    "learning_rate": 1e-3,
+    "ent_coef": 0.01,
+}
 
 
 @dataclass
@@ -71,9 +80,11 @@ class SearchOutcome:
         return max(self.records, key=lambda r: r.val_accuracy, default=None)
 
 
-def study_name_of(space: str, method: str, backend: str, seed: int) -> str:
-    """The study a search records into: one per (space, method, backend, seed), so running it again resumes it."""
-    return f"search:{space}:{method}:{backend}:seed{seed}"
+def study_name_of(space: str, method: str, backend: str, seed: int, settings: Mapping[str, Any] | None = None) -> str:
+    """The study a search records into: one per (space, method, backend, seed, settings), so running the same
+    search again resumes it and a variant with other settings does not."""
+    variant = "".join(f":{key}={value}" for key, value in sorted((settings or {}).items()))
+    return f"search:{space}:{method}:{backend}:seed{seed}{variant}"
 
 
 def run_search(
@@ -85,21 +96,24 @@ def run_search(
     storage: str | Path | None = None,
     study_name: str | None = None,
     device: str = "cpu",
+    settings: Mapping[str, Any] | None = None,
 ) -> SearchOutcome:
     """Search ``space`` with ``method`` for ``budget`` configurations, recording every one in the study
     ``study_name`` (default :func:`study_name_of`) of ``storage`` (None: the default SQLite cache file;
     ``"memory"``: an in-memory storage that lives as long as the call). A study that already holds records of
-    this search resumes it. ValueError (one line) for an unknown method, space or backend."""
+    this search resumes it. ``settings`` are the method's own hyper-parameters (the fields of EvolutionConfig,
+    ReinforceConfig or DartsConfig, MaskablePPO's or the Optuna sampler's keywords). ValueError (one line) for an
+    unknown method, space, backend or setting."""
     if method not in METHODS:
         raise ValueError(f"unknown search method {method!r}; choose one of {', '.join(METHODS)}")
     space = get_space(space) if isinstance(space, str) else space
     backend_name = backend if isinstance(backend, str) else type(backend).__name__
     if isinstance(backend, str):
         backend = make_backend(space, backend, storage=None if storage == "memory" else storage, device=device)
-    study_name = study_name or study_name_of(space.name, method, backend_name, seed)
+    study_name = study_name or study_name_of(space.name, method, backend_name, seed, settings)
     search = Search(backend, budget, open_study(storage, study_name))
     started = time.perf_counter()
-    extra = _METHOD_RUNNERS[method](search, seed)
+    extra = _METHOD_RUNNERS[method](search, seed, settings or {})
     return SearchOutcome(
         method=method,
         space=space.name,
@@ -131,15 +145,20 @@ def open_study(storage: str | Path | None, study_name: str) -> optuna.Study:
 # -- Optuna's samplers -----------------------------------------------------------------------------------------
 
 
-def _sampler(method: str, seed: int) -> optuna.samplers.BaseSampler:
-    samplers: dict[str, Callable[[], optuna.samplers.BaseSampler]] = {
-        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-        "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
-        "gp": lambda: optuna.samplers.GPSampler(seed=seed),
-        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed),
-        "ga": lambda: optuna.samplers.NSGAIISampler(seed=seed, population_size=GA_POPULATION),
+def _sampler(method: str, seed: int, settings: Mapping[str, Any]) -> optuna.samplers.BaseSampler:
+    """Optuna's sampler for ``method``; ``settings`` are its constructor's keywords (``n_startup_trials:20``)."""
+    samplers: dict[str, tuple[type, dict[str, Any]]] = {
+        "random": (optuna.samplers.RandomSampler, {}),
+        "tpe": (optuna.samplers.TPESampler, {}),
+        "gp": (optuna.samplers.GPSampler, {}),
+        "cmaes": (optuna.samplers.CmaEsSampler, {}),
+        "ga": (optuna.samplers.NSGAIISampler, {"population_size": GA_POPULATION}),
     }
-    return samplers[method]()
+    cls, defaults = samplers[method]
+    try:
+        return cls(seed=seed, **{**defaults, **settings})
+    except TypeError as error:  # an unknown keyword
+        raise ValueError(f"bad setting for {cls.__name__}: {error}") from error
 
 
 def ask_fixed(space: SearchSpace, trial: optuna.Trial, as_integers: bool = False) -> Config:
@@ -168,12 +187,12 @@ def decode(space: SearchSpace, indices: Mapping[str, int]) -> Config:
     return choices
 
 
-def _run_optuna(method: str) -> Callable[[Search, int], dict[str, Any]]:
-    def run(search: Search, seed: int) -> dict[str, Any]:
+def _run_optuna(method: str) -> MethodRunner:
+    def run(search: Search, seed: int, settings: Mapping[str, Any]) -> dict[str, Any]:
         fixed = method in ("gp", "cmaes", "ga")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            search.study.sampler = _sampler(method, seed)
+            search.study.sampler = _sampler(method, seed, settings)
             warnings.filterwarnings("ignore", message=".*independent sampl.*")
             verbosity = optuna.logging.get_verbosity()
             optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -197,24 +216,33 @@ def _run_optuna(method: str) -> Callable[[Search, int], dict[str, Any]]:
 # -- methods the project implements -----------------------------------------------------------------------------
 
 
-def _run_evolution(search: Search, seed: int) -> dict[str, Any]:
-    from trends.automl.evolution import run_evolution
+def _configured(cls: type, settings: Mapping[str, Any], **fixed: Any) -> Any:
+    """``cls(**fixed, **settings)``, with a one-line ValueError naming the fields when a setting is unknown."""
+    names = [f.name for f in fields(cls) if f.name not in fixed]
+    unknown = sorted(set(settings) - set(names))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)} for {cls.__name__}; choose from {', '.join(names)}")
+    return cls(**fixed, **settings)
 
-    run_evolution(search, seed)
+
+def _run_evolution(search: Search, seed: int, settings: Mapping[str, Any]) -> dict[str, Any]:
+    from trends.automl.evolution import EvolutionConfig, run_evolution
+
+    run_evolution(search, seed, _configured(EvolutionConfig, settings))
     return {}
 
 
-def _run_reinforce(search: Search, seed: int) -> dict[str, Any]:
-    from trends.automl.reinforce import run_reinforce
+def _run_reinforce(search: Search, seed: int, settings: Mapping[str, Any]) -> dict[str, Any]:
+    from trends.automl.reinforce import ReinforceConfig, run_reinforce
 
-    run_reinforce(search, seed)
+    run_reinforce(search, seed, _configured(ReinforceConfig, settings))
     return {}
 
 
-def _run_darts(search: Search, seed: int) -> dict[str, Any]:
+def _run_darts(search: Search, seed: int, settings: Mapping[str, Any]) -> dict[str, Any]:
     from trends.automl.darts import DartsConfig, search_darts
 
-    result = search_darts(search.space, DartsConfig(seed=seed))
+    result = search_darts(search.space, _configured(DartsConfig, settings, seed=seed))
     with contextlib.suppress(BudgetExhausted):  # a resumed search whose budget is already spent
         search.evaluate(result.config)
     unit = reference_training_seconds(search.space, seed)
@@ -243,9 +271,10 @@ def reference_training_seconds(space: SearchSpace, seed: int, n: int = DARTS_COS
     return float(np.mean(seconds))
 
 
-def _run_rl(search: Search, seed: int) -> dict[str, Any]:
+def _run_rl(search: Search, seed: int, settings: Mapping[str, Any]) -> dict[str, Any]:
     """MaskablePPO on the search environment, learning while it searches: the environment's backend is the search
-    itself, so every configuration the agent completes is evaluated, charged and recorded like any method's."""
+    itself, so every configuration the agent completes is evaluated, charged and recorded like any method's.
+    ``settings`` override :data:`RL_SETTINGS` (any MaskablePPO keyword)."""
     import gymnasium as gym
     import torch
     from sb3_contrib import MaskablePPO
@@ -254,19 +283,10 @@ def _run_rl(search: Search, seed: int) -> dict[str, Any]:
 
     env = gym.make("trendgym/ArchitectureSearch-v0", space=search.space, backend=_SearchBackend(search))
     torch.manual_seed(seed)
-    model = MaskablePPO(
-        "MlpPolicy",
-        env,
-        n_steps=RL_STEPS_PER_UPDATE,
-        batch_size=RL_STEPS_PER_UPDATE,
-        n_epochs=4,
-        gamma=1.0,  # one reward, at the end of the episode: nothing to discount
-        gae_lambda=1.0,
-        learning_rate=1e-3,
-        ent_coef=0.01,
-        seed=seed,
-        device="cpu",
-    )
+    try:
+        model = MaskablePPO("MlpPolicy", env, seed=seed, device="cpu", **{**RL_SETTINGS, **settings})
+    except TypeError as error:  # an unknown keyword
+        raise ValueError(f"bad setting for MaskablePPO: {error}") from error
     try:  # every episode evaluates one configuration: the search's budget ends the learning
         model.learn(total_timesteps=search.budget * len(search.space.decisions) + 1)
     except BudgetExhausted:
@@ -288,7 +308,7 @@ class _SearchBackend:
         return self.search.backend.evaluate(record.config)  # a table lookup, or the evaluator's cache: no training
 
 
-_METHOD_RUNNERS: dict[str, Callable[[Search, int], dict[str, Any]]] = {
+_METHOD_RUNNERS: dict[str, MethodRunner] = {
     **{m: _run_optuna(m) for m in OPTUNA_METHODS},
     "evolution": _run_evolution,
     "reinforce": _run_reinforce,

@@ -5,6 +5,7 @@ Examples:
   python scripts/search.py --space mnist1d-arch --method evolution --budget 50 --backend train   # real training
   python scripts/search.py --space digits-hparams --method random --budget 30 --backend train
   python scripts/search.py --method rl --budget 200 --storage sqlite:///runs/automl/searches.db
+  python scripts/search.py --method evolution --budget 100 --method-args population_size:20 sample_size:3
   python scripts/search.py compare --seeds 10 --budget 200                          # every method, README table
   python scripts/search.py compare --methods random evolution --seeds 3 --budget 50 --no-readme --out /tmp/cmp
   python scripts/search.py build-table --space mnist1d-arch --workers 2              # about 15 minutes on 2 cores
@@ -28,6 +29,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import torch
 
 from agents.cli import HelpFormatter, OneLineParser, positive_int, run_guarded
+from agents.hyperparams import parse_key_values
 from agents.search import METHODS, run_search
 from agents.search_compare import CompareConfig, run_compare, write_compare_report
 from trends.automl.backends import BACKENDS
@@ -58,6 +60,13 @@ def build_search_parser() -> argparse.ArgumentParser:
     parser.add_argument("--storage", help="SQLAlchemy URL of the Optuna storage (default: runs/automl/cache.db)")
     parser.add_argument("--study-name", help="the study to record into (default: search:SPACE:METHOD:BACKEND:seedN)")
     parser.add_argument("--device", default="cpu", help="where real training runs (cpu, cuda, auto)")
+    parser.add_argument(
+        "--method-args",
+        nargs="+",
+        metavar="KEY:VALUE",
+        help="the method's own settings: population_size:20 (evolution), learning_rate:0.01 (reinforce), "
+        "epochs:30 (darts), n_steps:128 (rl), n_startup_trials:20 (tpe)",
+    )
     return parser
 
 
@@ -117,6 +126,7 @@ def run_one_search(args: argparse.Namespace) -> None:
         storage=args.storage,
         study_name=args.study_name,
         device=args.device,
+        settings=parse_key_values(args.method_args, "method setting"),
     )
     best = outcome.best
     print(f"{args.method} on {args.space} ({args.backend}), seed {args.seed}: {outcome.stopped}")

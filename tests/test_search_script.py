@@ -23,6 +23,18 @@ def test_a_search_prints_its_best_and_running_it_again_with_a_larger_budget_resu
     assert len(study.trials) == 10  # the first six were not evaluated again
 
 
+def test_method_settings_reach_the_method_and_name_their_own_study(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'searches.db'}"
+    argv = ["--method", "evolution", "--budget", "12", "--storage", url, "--method-args", "population_size:12"]
+    assert run_main(search_script, argv, capsys)[0] == 0
+    assert run_main(search_script, argv[:-2], capsys)[0] == 0  # the default population, 10
+    variant = open_study(url, "search:mnist1d-arch:evolution:table:seed0:population_size=12").trials
+    default = open_study(url, "search:mnist1d-arch:evolution:table:seed0").trials
+    assert len(variant) == len(default) == 12
+    configs = [[t.user_attrs["config"] for t in trials] for trials in (variant, default)]
+    assert configs[0][:10] == configs[1][:10] and configs[0][10:] != configs[1][10:]  # 2 more random draws
+
+
 def test_compare_writes_curves_png_csv_tensorboard_and_the_table(tmp_path, capsys):
     out_dir, tb = tmp_path / "bench", tmp_path / "tb"
     argv = ["compare", "--methods", "random", "evolution", "--seeds", "2", "--budget", "8", "--budgets", "4", "8"]
@@ -50,6 +62,9 @@ def test_compare_writes_curves_png_csv_tensorboard_and_the_table(tmp_path, capsy
         (["--space", "digits-hparams", "--budget", "3"], 1, "build-table --space digits-hparams"),
         (["--storage", "runs/cache.db"], 1, "not a SQLAlchemy URL"),
         (["--storage", "nosuchdriver://host/db"], 1, "cannot open the storage"),
+        (["--method", "evolution", "--method-args", "population:3"], 1, "choose from population_size"),
+        (["--method", "tpe", "--method-args", "startup:3"], 1, "bad setting for TPESampler"),
+        (["--method-args", "oops"], 1, "malformed method setting"),
         (["compare", "--seeds", "0"], 2, "--seeds"),
         (["build-table", "--workers", "-1"], 2, "--workers"),
     ],
