@@ -3,7 +3,9 @@
 The methods the course names, each on the same search space, backend and budget of evaluated configurations:
 
 =============  ===================================================================================================
-``random``     random search: Optuna's RandomSampler, uniform over the allowed options at every decision
+``random``     random search: Optuna's RandomSampler, uniform over the allowed options at every decision (so
+               configurations with few decisions, shallow networks, come up more often)
+``uniform``    random search uniform over the space's configurations, NAS-Bench-201's random baseline
 ``tpe``        Bayesian optimisation with a tree-structured Parzen estimator (Optuna's TPESampler, multivariate)
 ``gp``         Bayesian optimisation with a Gaussian process (Optuna's GPSampler)
 ``cmaes``      CMA-ES (Optuna's CmaEsSampler) over the option indices as integers
@@ -44,7 +46,7 @@ from trends.automl.search import BudgetExhausted, Search, SearchRecord
 from trends.automl.space import Config, SearchSpace, get_space
 
 MethodRunner = Callable[[Search, int, Mapping[str, Any]], dict[str, Any]]
-METHODS = ("random", "tpe", "gp", "cmaes", "ga", "evolution", "rl", "reinforce", "darts")
+METHODS = ("random", "uniform", "tpe", "gp", "cmaes", "ga", "evolution", "rl", "reinforce", "darts")
 OPTUNA_METHODS = ("random", "tpe", "gp", "cmaes", "ga")
 GA_POPULATION = 20  # NSGA-II's population: a tenth of the largest budget, so it runs ten generations
 DARTS_COST_REFERENCES = 5  # trainings timed to express DARTS' super-network cost in trainings
@@ -213,6 +215,16 @@ def _run_optuna(method: str) -> MethodRunner:
     return run
 
 
+def _run_uniform(search: Search, seed: int, settings: Mapping[str, Any]) -> dict[str, Any]:
+    if settings:
+        raise ValueError(f"uniform random search has no settings, got {', '.join(settings)}")
+    rng = np.random.default_rng(seed)
+    with contextlib.suppress(BudgetExhausted):
+        while True:
+            search.evaluate(search.space.sample_uniform(rng))
+    return {}
+
+
 # -- methods the project implements -----------------------------------------------------------------------------
 
 
@@ -310,6 +322,7 @@ class _SearchBackend:
 
 _METHOD_RUNNERS: dict[str, MethodRunner] = {
     **{m: _run_optuna(m) for m in OPTUNA_METHODS},
+    "uniform": _run_uniform,
     "evolution": _run_evolution,
     "reinforce": _run_reinforce,
     "rl": _run_rl,

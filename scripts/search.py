@@ -8,10 +8,11 @@ Examples:
   python scripts/search.py --method evolution --budget 100 --method-args population_size:20 sample_size:3
   python scripts/search.py compare --seeds 10 --budget 200                          # every method, README table
   python scripts/search.py compare --methods random evolution --seeds 3 --budget 50 --no-readme --out /tmp/cmp
-  python scripts/search.py build-table --space mnist1d-arch --workers 2              # about 15 minutes on 2 cores
+  python scripts/search.py build-table --space mnist1d-arch --workers 2              # about 20 minutes on 2 free cores
 
-Methods: random, tpe, gp, cmaes, ga (NSGA-II), evolution (regularized evolution), rl (MaskablePPO on the
-search env), reinforce (Zoph & Le's controller), darts (one-shot gradient search). The budget counts
+Methods: random (Optuna's, per decision), uniform (random over configurations), tpe, gp, cmaes, ga (NSGA-II),
+evolution (regularized evolution), rl (MaskablePPO on the search env), reinforce (Zoph & Le's controller), darts
+(one-shot gradient search). The budget counts
 evaluated configurations (a repeat costs a unit, never a training). Every trial is recorded in an Optuna study
 (default: the SQLite file runs/automl/cache.db), so `optuna-dashboard sqlite:///runs/automl/cache.db` shows it,
 and running the same command again resumes it.

@@ -259,3 +259,13 @@ def test_arch_masks_forbid_only_what_a_network_spec_rejects():
             assert (option, kinds[-1]) == ("conv", "dense")
             with pytest.raises(ValueError, match="conv layers must come before dense"):
                 NetworkSpec(tuple(LayerSpec(k, 16) for k in [*kinds, option]))
+
+
+def test_sample_uniform_draws_every_configuration_alike_and_sample_does_not():
+    space = get_space("mnist1d-arch")
+    rng = np.random.default_rng(0)
+    mlp_share = 42 / space.size
+    uniform = [space.sample_uniform(rng)["layer1_type"] == "dense" for _ in range(4000)]
+    per_decision = [space.sample(rng)["layer1_type"] == "dense" for _ in range(4000)]
+    assert abs(np.mean(uniform) - mlp_share) < 0.015
+    assert np.mean(per_decision) > 0.4  # half the first layers are dense: the per-decision draw favours MLPs

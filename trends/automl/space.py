@@ -295,6 +295,15 @@ class SearchSpace:
             choices = self.choose(choices, int(rng.choice(allowed)))
         return choices
 
+    def sample_uniform(self, rng: np.random.Generator) -> Config:
+        """A configuration drawn uniformly from all of the space's configurations (NAS-Bench-201's random search),
+        unlike :meth:`sample`, which favours configurations with few decisions."""
+        return dict(self._all[int(rng.integers(len(self._all)))])
+
+    @cached_property  # works on a frozen dataclass: it writes the instance's __dict__, not through __setattr__
+    def _all(self) -> list[Config]:
+        return list(self.enumerate())
+
     def suggest(self, trial: optuna.Trial) -> Config:
         """A configuration asked of an Optuna trial, decision by decision (define-by-run), so Optuna's samplers
         search exactly this space.
@@ -328,10 +337,10 @@ class SearchSpace:
             if ok:
                 yield from self._extend(self.choose(choices, action))
 
-    @cached_property  # works on a frozen dataclass: it writes the instance's __dict__, not through __setattr__
+    @property
     def size(self) -> int:
         """How many distinct configurations the space holds (counted once, by enumeration)."""
-        return sum(1 for _ in self.enumerate())
+        return len(self._all)
 
 
 def _subset_name(name: str, allowed: Sequence[Option]) -> str:
