@@ -19,10 +19,12 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.ao.nn.quantized import dynamic as quantized_dynamic
 
 ACTIVATIONS = ("relu", "tanh", "gelu", "elu", "leaky_relu")
 LAYER_KINDS = ("dense", "conv")
 FLOP_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)  # the layers count_flops counts; all a child network computes with
+INT8_LINEAR = quantized_dynamic.Linear  # what int8 dynamic quantization turns a Linear into (not an nn.Linear)
 
 _ACTIVATION_MODULES: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -171,7 +173,8 @@ def count_flops(model: nn.Module, sample_shape: tuple[int, ...]) -> int:
     (activations, pooling and bias additions, a small share of the work, are not counted).
 
     Counted from the output shapes a forward hook sees, so it follows whatever path the model really takes,
-    residual projections included. The model is run once, in eval mode, on a zero sample; its mode is restored.
+    residual projections included, and through int8 dynamic linear layers (model compression). The model is run
+    once, in eval mode, on a float32 zero sample; its mode is restored.
     """
     total = 0
 
@@ -179,7 +182,8 @@ def count_flops(model: nn.Module, sample_shape: tuple[int, ...]) -> int:
         nonlocal total
         total += _macs(module, output)
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, FLOP_LAYERS)]
+    counted = (*FLOP_LAYERS, INT8_LINEAR)
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, counted)]
     was_training = model.training
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
@@ -197,7 +201,7 @@ def count_flops(model: nn.Module, sample_shape: tuple[int, ...]) -> int:
 def _macs(module: nn.Module, output: torch.Tensor) -> int:
     """Multiply-accumulates of one call of a linear or convolution layer on a batch of one: every output value
     is a dot product over ``in_features`` inputs (linear) or ``in_channels / groups x kernel`` inputs (conv)."""
-    if isinstance(module, nn.Linear):
+    if isinstance(module, (nn.Linear, INT8_LINEAR)):
         return output.numel() * module.in_features
     kernel = math.prod(module.kernel_size)
     return output.numel() * (module.in_channels // module.groups) * kernel

@@ -162,13 +162,13 @@ class Trainer:
         return EpochStats(self.epoch, train_loss, val_loss, val_accuracy, self.learning_rate, self.diverged)
 
     def _train_one_pass(self) -> float:
-        x, y = self.splits["train"]
-        order = torch.randperm(len(y), generator=self.generator).to(self.device)
+        n = len(self.splits["train"][1])
+        order = torch.randperm(n, generator=self.generator).to(self.device)
         total, seen = 0.0, 0
         self.model.train()
         with self._own_random_state():
             for batch in order.split(self.recipe.batch_size):
-                loss = self.loss_fn(self.model(x[batch]), y[batch])
+                loss = self.batch_loss(batch)
                 batch_loss = loss.item()
                 if self._is_diverged(batch_loss):
                     self.diverged = True
@@ -179,6 +179,12 @@ class Trainer:
                 total += batch_loss * len(batch)
                 seen += len(batch)
         return total / seen
+
+    def batch_loss(self, batch: torch.Tensor) -> torch.Tensor:
+        """The loss minimised on the training samples at indices ``batch``: cross-entropy on their labels. The hook
+        a variant of the loop overrides (knowledge distillation puts its soft-target loss here)."""
+        x, y = self.splits["train"]
+        return self.loss_fn(self.model(x[batch]), y[batch])
 
     def _is_diverged(self, loss: float) -> bool:
         return not math.isfinite(loss) or loss > self.divergence_loss
@@ -240,7 +246,7 @@ def train_network(
         torch.manual_seed(recipe.seed)
         model = build_network(spec, dataset.sample_shape, dataset.n_classes)
     trainer = Trainer(model, dataset, recipe, device=device)
-    history, best_epoch = _train_with_early_stopping(trainer)
+    history, best_epoch = train_with_early_stopping(trainer)
     val_loss, val_accuracy = trainer.evaluate("val")
     return TrainResult(
         val_accuracy=val_accuracy,
@@ -256,7 +262,7 @@ def train_network(
     )
 
 
-def _train_with_early_stopping(trainer: Trainer) -> tuple[list[EpochStats], int]:
+def train_with_early_stopping(trainer: Trainer) -> tuple[list[EpochStats], int]:
     """Run epochs until patience runs out, and leave the trainer's model at the best epoch's weights."""
     best_state, best_loss, best_epoch = trainer.state(), math.inf, 0
     history: list[EpochStats] = []
