@@ -90,6 +90,7 @@ class TrainResult:
     diverged: bool
     history: list[EpochStats] = field(default_factory=list)
     best_epoch: int = 0  # the epoch whose weights are reported; 0 when no epoch had a finite validation loss
+    model: nn.Module | None = field(default=None, repr=False, compare=False)  # at the best epoch's weights
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -241,24 +242,32 @@ def train_network(
     result on the same machine.
     """
     torch.set_num_threads(TORCH_THREADS)
-    start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
         model = build_network(spec, dataset.sample_shape, dataset.n_classes)
-    trainer = Trainer(model, dataset, recipe, device=device)
+    return fit(Trainer(model, dataset, recipe, device=device))
+
+
+def fit(trainer: Trainer) -> TrainResult:
+    """Train ``trainer``'s model with early stopping and report it at its best epoch's weights (the model is in
+    the result). Every loop variant (a :class:`Trainer` subclass with its own ``batch_loss``) is trained and
+    reported this one way."""
+    start = time.perf_counter()
     history, best_epoch = train_with_early_stopping(trainer)
     val_loss, val_accuracy = trainer.evaluate("val")
+    sample_shape = tuple(trainer.splits["train"][0].shape[1:])
     return TrainResult(
         val_accuracy=val_accuracy,
         test_accuracy=trainer.test_accuracy(),
         val_loss=val_loss,
         epochs=len(history),
         seconds=time.perf_counter() - start,
-        parameters=count_parameters(model),
-        flops=count_flops(model, dataset.sample_shape),
+        parameters=count_parameters(trainer.model),
+        flops=count_flops(trainer.model, sample_shape),
         diverged=trainer.diverged,
         history=history,
         best_epoch=best_epoch,
+        model=trainer.model,
     )
 
 

@@ -20,8 +20,7 @@ the same way).
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -29,14 +28,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from trends.data import Dataset
-from trends.models import NetworkSpec, build_network, count_flops, count_parameters
+from trends.models import NetworkSpec, build_network
 from trends.training import (
     EVAL_BATCH_SIZE,
     TORCH_THREADS,
     Trainer,
     TrainRecipe,
     TrainResult,
-    train_with_early_stopping,
+    fit,
 )
 
 
@@ -73,11 +72,14 @@ class DistillConfig:
 
 @dataclass
 class DistillResult(TrainResult):
-    """A distilled student's record (the same fields as a label-trained network's), its teacher's test accuracy
-    and the student itself, at its best epoch's weights."""
+    """A distilled student's record (the same fields as a label-trained network's, the student as ``model``, at
+    its best epoch's weights) and its teacher's test accuracy."""
 
     teacher_test_accuracy: float = math.nan
-    student: nn.Module | None = None
+
+    @property
+    def student(self) -> nn.Module | None:
+        return self.model
 
 
 def distillation_loss(
@@ -144,24 +146,13 @@ def distill(
     the result is that of ``train_network(student_spec, dataset, config.recipe)``.
     """
     torch.set_num_threads(TORCH_THREADS)
-    start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         student = build_network(student_spec, dataset.sample_shape, dataset.n_classes)
     trainer = DistillationTrainer(student, teacher, dataset, config)
-    history, best_epoch = train_with_early_stopping(trainer)
-    val_loss, val_accuracy = trainer.evaluate("val")
+    result = fit(trainer)
+    x_test, y_test = trainer.splits["test"]
     return DistillResult(
-        val_accuracy=val_accuracy,
-        test_accuracy=trainer.test_accuracy(),
-        val_loss=val_loss,
-        epochs=len(history),
-        seconds=time.perf_counter() - start,
-        parameters=count_parameters(student),
-        flops=count_flops(student, dataset.sample_shape),
-        diverged=trainer.diverged,
-        history=history,
-        best_epoch=best_epoch,
-        teacher_test_accuracy=accuracy(teacher, trainer.splits["test"][0], trainer.splits["test"][1]),
-        student=student,
+        **{f.name: getattr(result, f.name) for f in fields(TrainResult)},
+        teacher_test_accuracy=accuracy(teacher, x_test, y_test),
     )
