@@ -6,7 +6,7 @@ The methods the course names, each on the same search space, backend and budget 
 ``random``     random search: Optuna's RandomSampler, uniform over the allowed options at every decision (so
                configurations with few decisions, shallow networks, come up more often)
 ``uniform``    random search uniform over the space's configurations, NAS-Bench-201's random baseline
-``tpe``        Bayesian optimisation with a tree-structured Parzen estimator (Optuna's TPESampler, multivariate)
+``tpe``        Bayesian optimisation with a tree-structured Parzen estimator (Optuna's TPESampler)
 ``gp``         Bayesian optimisation with a Gaussian process (Optuna's GPSampler)
 ``cmaes``      CMA-ES (Optuna's CmaEsSampler) over the option indices as integers
 ``ga``         a genetic algorithm: Optuna's NSGA-II with one objective
@@ -41,7 +41,7 @@ import optuna
 from optuna.trial import TrialState
 
 from trends.automl.backends import Backend, make_backend
-from trends.automl.evaluator import Evaluation, open_storage, storage_url
+from trends.automl.evaluator import Evaluation, open_storage, quiet_optuna, storage_url
 from trends.automl.search import BudgetExhausted, Search, SearchRecord
 from trends.automl.space import Config, SearchSpace, get_space
 
@@ -133,15 +133,9 @@ def run_search(
 
 def open_study(storage: str | Path | None, study_name: str) -> optuna.Study:
     """The study ``study_name`` (created if new, direction maximize) in ``storage`` (see :func:`run_search`)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        verbosity = optuna.logging.get_verbosity()
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        try:
-            rdb = optuna.storages.InMemoryStorage() if storage == "memory" else open_storage(storage_url(storage))
-            return optuna.create_study(storage=rdb, study_name=study_name, direction="maximize", load_if_exists=True)
-        finally:
-            optuna.logging.set_verbosity(verbosity)
+    with quiet_optuna():
+        rdb = optuna.storages.InMemoryStorage() if storage == "memory" else open_storage(storage_url(storage))
+        return optuna.create_study(storage=rdb, study_name=study_name, direction="maximize", load_if_exists=True)
 
 
 # -- Optuna's samplers -----------------------------------------------------------------------------------------
@@ -192,24 +186,18 @@ def decode(space: SearchSpace, indices: Mapping[str, int]) -> Config:
 def _run_optuna(method: str) -> MethodRunner:
     def run(search: Search, seed: int, settings: Mapping[str, Any]) -> dict[str, Any]:
         fixed = method in ("gp", "cmaes", "ga")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            search.study.sampler = _sampler(method, seed, settings)
+        with quiet_optuna(optuna.logging.ERROR), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*independent sampl.*")
-            verbosity = optuna.logging.get_verbosity()
-            optuna.logging.set_verbosity(optuna.logging.ERROR)
-            try:
-                while not search.done:
-                    trial = search.study.ask()
-                    config = ask_fixed(search.space, trial, method == "cmaes") if fixed else search.space.suggest(trial)
-                    try:
-                        record = search.evaluate(config, trial)
-                    except BudgetExhausted:
-                        search.study.tell(trial, state=TrialState.FAIL)
-                        break
-                    search.study.tell(trial, record.val_accuracy)
-            finally:
-                optuna.logging.set_verbosity(verbosity)
+            search.study.sampler = _sampler(method, seed, settings)
+            while not search.done:
+                trial = search.study.ask()
+                config = ask_fixed(search.space, trial, method == "cmaes") if fixed else search.space.suggest(trial)
+                try:
+                    record = search.evaluate(config, trial)
+                except BudgetExhausted:
+                    search.study.tell(trial, state=TrialState.FAIL)
+                    break
+                search.study.tell(trial, record.val_accuracy)
         return {}
 
     return run

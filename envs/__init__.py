@@ -45,3 +45,7 @@ _register(
     kwargs={"space": "digits-hparams", "backend": "train"},
 )
 _register("trendgym/LearningRateControl-v0", entry_point="envs.automl.lr_control_env:LearningRateControlEnv")
+
+# Model compression (issue 5): one step per layer of a trained network, after AMC and HAQ.
+_register("trendgym/Pruning-v0", entry_point="envs.compression.pruning_env:PruningEnv")
+_register("trendgym/Quantization-v0", entry_point="envs.compression.quantization_env:QuantizationEnv")

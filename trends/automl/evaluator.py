@@ -147,11 +147,12 @@ def _redacted(url: str) -> str:
 
 
 @contextmanager
-def _quiet_optuna() -> Iterator[None]:
-    """Keep Optuna's INFO lines ("A new study created...") and its warnings out of the user's output, and give
-    Optuna's verbosity back afterwards so the caller's own studies log as the caller chose."""
+def quiet_optuna(level: int = optuna.logging.WARNING) -> Iterator[None]:
+    """Keep Optuna's INFO lines ("A new study created...") and its experimental-feature warnings out of the
+    user's output, and give Optuna's verbosity back afterwards so the caller's own studies log as the caller
+    chose. ``level=optuna.logging.ERROR`` also silences its warnings about sampling a parameter independently."""
     verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(level)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -172,7 +173,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     for attempt in range(1, OPEN_ATTEMPTS + 1):
         try:
             _make_sqlite_folder(url)
-            with _quiet_optuna():
+            with quiet_optuna():
                 return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
         except Exception as error:  # OSError, sqlalchemy's and the drivers' errors (trends/ does not import them)
             from_database = getattr(error, "orig", None) is not None  # sqlalchemy's DBAPIError wraps the driver's
@@ -214,7 +215,7 @@ class Evaluator:
 
     def _open_study(self, study_name: str) -> optuna.Study:
         try:
-            with _quiet_optuna():
+            with quiet_optuna():
                 study = optuna.create_study(
                     storage=self.storage, study_name=study_name, direction="maximize", load_if_exists=True
                 )
@@ -301,7 +302,7 @@ class Evaluator:
             user_attrs=evaluation.to_user_attrs(),
             intermediate_values={stats.epoch: stats.val_accuracy for stats in result.history},
         )
-        with _quiet_optuna():
+        with quiet_optuna():
             self.study.add_trial(trial)
         self._index[key] = replace(evaluation, cached=True)
         return evaluation
