@@ -131,8 +131,10 @@ def run_one_search(args: argparse.Namespace) -> None:
     )
     best = outcome.best
     print(f"{args.method} on {args.space} ({args.backend}), seed {args.seed}: {outcome.stopped}")
+    distinct = sum(not record.repeat for record in outcome.records)
     print(
-        f"  configurations evaluated: {len(outcome.records)} (equivalent trainings {outcome.equivalent_trainings:.1f})"
+        f"  configurations evaluated: {len(outcome.records)}, {distinct} distinct "
+        f"(equivalent trainings {outcome.equivalent_trainings:.1f})"
     )
     if best is not None:
         print(f"  best validation accuracy: {best.val_accuracy:.4f}   its test accuracy: {best.test_accuracy:.4f}")
