@@ -1,0 +1,1 @@
+"""Model compression environments: pruning and quantization decided one layer at a time."""
