@@ -74,3 +74,44 @@ class FrameRenderer:
             pygame.display.quit()
             self._screen = None
             self._clock = None
+
+
+class SceneRendering:
+    """Gymnasium's ``render()`` and ``close()`` for an env that describes each frame as a scene: a mixin placed
+    before ``gym.Env`` in the bases. The env defines ``scene()`` (plain data of what a frame shows) and
+    ``make_renderer(human)`` (the :class:`FrameRenderer` that draws it); this class does the rest the same way for
+    every env: a warning without a render mode, a window in ``"human"`` mode, an array in ``"rgb_array"`` mode."""
+
+    _renderer: FrameRenderer | None = None
+    render_mode: str | None
+    metadata: dict[str, Any]
+
+    def scene(self) -> Any:
+        raise NotImplementedError
+
+    def make_renderer(self, human: bool) -> FrameRenderer:
+        raise NotImplementedError
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode is None:
+            import gymnasium as gym
+
+            spec = getattr(self, "spec", None)
+            env_id = spec.id if spec is not None else type(self).__name__
+            gym.logger.warn(
+                f'render() was called without a render_mode; pass one, e.g. gym.make("{env_id}", '
+                'render_mode="rgb_array")'
+            )
+            return None
+        if self._renderer is None:
+            self._renderer = self.make_renderer(self.render_mode == "human")
+        scene = self.scene()
+        if self.render_mode == "human":
+            self._renderer.show(scene, self.metadata["render_fps"])
+            return None
+        return self._renderer.rgb_array(scene)
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+        self._renderer = None

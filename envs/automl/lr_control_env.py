@@ -20,6 +20,7 @@ import torch
 from gymnasium import spaces
 from gymnasium.error import InvalidAction
 
+from envs.rendering import SceneRendering
 from trends.data import DATASETS, load_dataset
 from trends.models import LayerSpec, NetworkSpec, build_network, count_parameters
 from trends.training import OPTIMIZERS, Trainer, TrainRecipe
@@ -170,7 +171,7 @@ class _Training:
         return min(loss, self.loss_ceiling) if math.isfinite(loss) else self.loss_ceiling
 
 
-class LearningRateControlEnv(gym.Env):
+class LearningRateControlEnv(SceneRendering, gym.Env):
     """
     ## Description
 
@@ -328,7 +329,7 @@ class LearningRateControlEnv(gym.Env):
         self.observation_space = spaces.Box(_OBS_LOW, _OBS_HIGH, dtype=np.float32)
 
         self.training: _Training | None = None
-        self._renderer: Any = None
+        self._renderer = None
 
     # ---- the Gymnasium API -----------------------------------------------------------------------------------
 
@@ -368,27 +369,10 @@ class LearningRateControlEnv(gym.Env):
             self.render()
         return self._observation(), float(reward), terminated, False, info
 
-    def render(self) -> np.ndarray | None:
-        if self.render_mode is None:
-            gym.logger.warn(
-                "render() was called without a render_mode; pass one to gym.make, e.g. "
-                'gym.make("trendgym/LearningRateControl-v0", render_mode="rgb_array")'
-            )
-            return None
-        if self._renderer is None:
-            from envs.automl.lr_rendering import LearningRateRenderer
+    def make_renderer(self, human: bool) -> Any:
+        from envs.automl.lr_rendering import LearningRateRenderer
 
-            self._renderer = LearningRateRenderer(human=self.render_mode == "human")
-        scene = self.scene()
-        if self.render_mode == "human":
-            self._renderer.show(scene, self.metadata["render_fps"])
-            return None
-        return self._renderer.rgb_array(scene)
-
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-        self._renderer = None
+        return LearningRateRenderer(human=human)
 
     # ---- helpers ---------------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import InvalidAction
 
+from envs.rendering import SceneRendering
 from trends.automl.backends import BACKENDS, Backend, make_backend
 from trends.automl.space import SPACES, Config, SearchSpace, get_space
 
@@ -54,7 +55,7 @@ class EpisodeResult:
     reward: float
 
 
-class SearchEnv(gym.Env):
+class SearchEnv(SceneRendering, gym.Env):
     """
     ## Description
 
@@ -213,7 +214,7 @@ class SearchEnv(gym.Env):
         self.history: list[EpisodeResult] = []
         self._distinct: set[tuple[int, ...]] = set()
         self._best: int | None = None  # index in history of the best validation accuracy
-        self._renderer: Any = None
+        self._renderer = None
 
     # ---- the search --------------------------------------------------------------------------------------
 
@@ -285,23 +286,10 @@ class SearchEnv(gym.Env):
             raise gym.error.ResetNeeded("call reset() before action_masks()")
         return self._node.mask.copy()
 
-    def render(self) -> np.ndarray | None:
-        if self.render_mode is None:
-            gym.logger.warn(
-                "render() was called without a render_mode; pass one to gym.make, e.g. "
-                f'gym.make("{self.spec.id if self.spec else "trendgym/ArchitectureSearch-v0"}", '
-                'render_mode="rgb_array")'
-            )
-            return None
+    def make_renderer(self, human: bool) -> Any:
         from envs.automl.search_rendering import SearchRenderer
 
-        if self._renderer is None:
-            self._renderer = SearchRenderer(human=self.render_mode == "human")
-        scene = self.scene()
-        if self.render_mode == "human":
-            self._renderer.show(scene, self.metadata["render_fps"])
-            return None
-        return self._renderer.rgb_array(scene)
+        return SearchRenderer(human=human)
 
     def scene(self) -> Any:
         """What the renderer draws: the configuration being built and the search's history."""
@@ -314,11 +302,6 @@ class SearchEnv(gym.Env):
     def get_keys_to_action(self) -> dict[tuple[int, ...], int]:
         """Number keys for ``gymnasium.utils.play``: 1 chooses the first option, 2 the second..."""
         return {(ord("1") + i,): i for i in range(min(self._max_options, 9))}
-
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-        self._renderer = None
 
     # ---- internals ---------------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from gymnasium import spaces
 from gymnasium.error import InvalidAction
 from torch import nn
 
+from envs.rendering import SceneRendering
 from trends.compression.prune import NORMS, coupled_layers, prune_structured
 from trends.compression.zoo import DEFAULT_CACHE, ZOO, TrainedModel, load_trained
 from trends.models import FLOP_LAYERS, Block
@@ -70,7 +71,7 @@ class EpisodeResult:
     reward: float
 
 
-class PruningEnv(gym.Env):
+class PruningEnv(SceneRendering, gym.Env):
     """
     ## Description
 
@@ -242,7 +243,7 @@ class PruningEnv(gym.Env):
         self._keeps = self._full.copy()
         self._t: int | None = None  # the current decision; None before reset()
         self._last_ratio = 1.0
-        self._renderer: Any = None
+        self._renderer = None
 
     # ---- Gymnasium API -----------------------------------------------------------------------------------
 
@@ -281,22 +282,10 @@ class PruningEnv(gym.Env):
             self.render()
         return self._observation(), reward, terminated, False, info
 
-    def render(self) -> np.ndarray | None:
-        if self.render_mode is None:
-            gym.logger.warn(
-                'render() was called without a render_mode; pass one, e.g. gym.make("trendgym/Pruning-v0", '
-                'render_mode="rgb_array")'
-            )
-            return None
+    def make_renderer(self, human: bool) -> Any:
         from envs.compression.pruning_rendering import PruningRenderer
 
-        if self._renderer is None:
-            self._renderer = PruningRenderer(human=self.render_mode == "human")
-        scene = self.scene()
-        if self.render_mode == "human":
-            self._renderer.show(scene, self.metadata["render_fps"])
-            return None
-        return self._renderer.rgb_array(scene)
+        return PruningRenderer(human=human)
 
     def scene(self) -> Any:
         """What the renderer draws: the layers with what they keep, the cost against the budget, the history."""
@@ -319,11 +308,6 @@ class PruningEnv(gym.Env):
             val_accuracy=tuple(r.val_accuracy for r in self.history),
             cost_ratios=tuple(r.flops_ratio if self.target == "flops" else r.params_ratio for r in self.history),
         )
-
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-        self._renderer = None
 
     # ---- the pruned network ------------------------------------------------------------------------------
 

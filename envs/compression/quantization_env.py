@@ -18,6 +18,7 @@ from gymnasium import spaces
 from gymnasium.error import InvalidAction
 from torch import nn
 
+from envs.rendering import SceneRendering
 from trends.compression.distill import accuracy
 from trends.compression.quantize import MAX_BITS, MIN_BITS, fake_quantize, quantizable_layers
 from trends.compression.zoo import DEFAULT_CACHE, ZOO, load_trained
@@ -51,7 +52,7 @@ class EpisodeResult:
     reward: float
 
 
-class QuantizationEnv(gym.Env):
+class QuantizationEnv(SceneRendering, gym.Env):
     """
     ## Description
 
@@ -214,7 +215,7 @@ class QuantizationEnv(gym.Env):
         self._position: int | None = None  # index into self.free of the layer to decide; None before reset
         self.last: EpisodeResult | None = None
         self.history: list[EpisodeResult] = []
-        self._renderer: Any = None
+        self._renderer = None
 
     # ---- what a policy costs and scores ---------------------------------------------------------------------
 
@@ -286,22 +287,10 @@ class QuantizationEnv(gym.Env):
             self.render()
         return obs, reward, terminated, False, info
 
-    def render(self) -> np.ndarray | None:
-        if self.render_mode is None:
-            gym.logger.warn(
-                "render() was called without a render_mode; pass one to gym.make, e.g. "
-                'gym.make("trendgym/Quantization-v0", render_mode="rgb_array")'
-            )
-            return None
+    def make_renderer(self, human: bool) -> Any:
         from envs.compression.quantization_rendering import QuantizationRenderer
 
-        if self._renderer is None:
-            self._renderer = QuantizationRenderer(human=self.render_mode == "human")
-        scene = self.scene()
-        if self.render_mode == "human":
-            self._renderer.show(scene, self.metadata["render_fps"])
-            return None
-        return self._renderer.rgb_array(scene)
+        return QuantizationRenderer(human=human)
 
     def scene(self) -> Any:
         """What the renderer draws: the layers and their bits, the size against the budget, the accuracies."""
@@ -329,11 +318,6 @@ class QuantizationEnv(gym.Env):
     def get_keys_to_action(self) -> dict[tuple[int, ...], int]:
         """Number keys for ``gymnasium.utils.play`` (discrete actions): key 1 gives 1 bit ... key 8 gives 8 bits."""
         return {(ord("1") + i,): i for i in range(MAX_BITS)}
-
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-        self._renderer = None
 
     # ---- internals ---------------------------------------------------------------------------------------
 
