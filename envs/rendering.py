@@ -20,6 +20,15 @@ def import_pygame() -> Any:
     return pygame
 
 
+def make_fonts(height: int, share: float, small_ratio: float = 0.85) -> tuple[Any, Any]:
+    """pygame's default font at ``share`` of a ``height``-pixel frame, and a smaller one at ``small_ratio`` of it:
+    text that scales with the window, never under 11-12 px (unreadable below)."""
+    pygame = import_pygame()
+    pygame.font.init()
+    size = max(12, round(height * share))
+    return pygame.font.Font(None, size), pygame.font.Font(None, max(11, round(size * small_ratio)))
+
+
 class FrameRenderer:
     """Base class of the renderers: a subclass draws a scene on :attr:`surface` in :meth:`draw`; this class turns
     the surface into an array, or puts it in a window (opened only by a renderer made with ``human=True``)."""

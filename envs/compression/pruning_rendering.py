@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from envs.automl.charts import Series, draw_chart
-from envs.rendering import FrameRenderer, import_pygame
+from envs.rendering import FrameRenderer, import_pygame, make_fonts
 
 WIDTH, HEIGHT = 960, 540  # px, the default frame
 LEFT_SHARE = 0.5  # share of the width for the network and its cost
@@ -80,11 +80,7 @@ class PruningRenderer(FrameRenderer):
 
     def __init__(self, width: int = WIDTH, height: int = HEIGHT, human: bool = False) -> None:
         super().__init__(width, height, human)
-        pygame = import_pygame()
-        pygame.font.init()
-        size = max(12, round(height * FONT_SHARE))
-        self._font = pygame.font.Font(None, size)
-        self._small_font = pygame.font.Font(None, max(11, round(size * 0.85)))
+        self._font, self._small_font = make_fonts(height, FONT_SHARE)
 
     def window_caption(self, scene: PruningScene) -> str:
         return f"trendgym - pruning {scene.model}"

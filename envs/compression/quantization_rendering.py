@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envs.automl.charts import Series, draw_chart
-from envs.rendering import FrameRenderer, import_pygame
+from envs.rendering import FrameRenderer, import_pygame, make_fonts
 from trends.compression.quantize import MAX_BITS, MIN_BITS
 
 WIDTH, HEIGHT = 960, 540  # px, the default frame
@@ -95,11 +95,7 @@ class QuantizationRenderer(FrameRenderer):
 
     def __init__(self, width: int = WIDTH, height: int = HEIGHT, human: bool = False) -> None:
         super().__init__(width, height, human)
-        pygame = import_pygame()
-        pygame.font.init()
-        size = max(12, round(height * FONT_SHARE))
-        self._font = pygame.font.Font(None, size)
-        self._small_font = pygame.font.Font(None, max(11, round(size * 0.8)))
+        self._font, self._small_font = make_fonts(height, FONT_SHARE, 0.8)
 
     def window_caption(self, scene: QuantizationScene) -> str:
         return f"trendgym - quantization {scene.model}"
