@@ -5,10 +5,15 @@ import numpy as np
 import optuna
 import pytest
 import torch
-from test_evolution import TARGETS, MatchingBackend, best_and_mean, new_search, random_search
+from synthetic_search import (
+    assert_a_resumed_run_retraces_the_interrupted_one,
+    best_and_mean,
+    new_search,
+    random_search,
+)
 
 from trends.automl.reinforce import Controller, ReinforceConfig, run_reinforce
-from trends.automl.search import BudgetExhausted, Search
+from trends.automl.search import BudgetExhausted
 from trends.automl.space import SPACES
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -71,15 +76,7 @@ def test_reinforce_leaves_torch_global_random_state_alone():
 
 
 def test_a_resumed_reinforce_retraces_the_interrupted_run():
-    space = SPACES["mnist1d-arch"]
-    study = optuna.create_study(direction="maximize")
-    backend = MatchingBackend(space, TARGETS[space.name])
-    run_reinforce(Search(backend, 20, study), seed=5)
-    resumed = Search(backend, 40, study)  # the same study, a larger budget: the first 20 come from history
-    run_reinforce(resumed, seed=5)
-    fresh = new_search(space, 40)
-    run_reinforce(fresh, seed=5)
-    assert [r.config for r in resumed.records] == [r.config for r in fresh.records]
+    assert_a_resumed_run_retraces_the_interrupted_one(run_reinforce, SPACES["mnist1d-arch"], first=20, total=40)
 
 
 @pytest.mark.parametrize("name", sorted(SPACES))
