@@ -26,6 +26,7 @@ EXAMPLES = """examples:
   python scripts/bench.py baselines                # random and heuristic skiers on every slope
   python scripts/bench.py automl                   # the table-backed search env's step cost, PPO on it
   python scripts/bench.py lr-control               # learning-rate schedules on LearningRateControl-v0's instances
+  python scripts/bench.py compression-distill      # knowledge and policy distillation over 5 seeds
 """
 
 
@@ -243,12 +244,57 @@ def _run_lr_control(args: argparse.Namespace) -> int:
     return _print_report(result.to_markdown(), written, args)
 
 
+COMPRESSION_DISTILL_EXAMPLES = """examples:
+  python scripts/bench.py compression-distill          # KD on digits and MNIST-1D, ski policies, 5 seeds each
+  python scripts/bench.py compression-distill --seeds 0 --no-agents --no-readme --out /tmp/bench   # a quick look
+"""
+
+
+def _add_compression_distill(subparsers: argparse._SubParsersAction) -> None:
+    from agents.benchmarks.compression_distill import DistillBenchConfig
+
+    defaults = DistillBenchConfig()
+    parser = subparsers.add_parser(
+        "compression-distill",
+        help="knowledge distillation against label training; ski policies distilled to under a tenth",
+        description="Distil the zoo's digits and MNIST-1D classifiers into small students and train the same "
+        "students on labels alone (test accuracy and errors over seeds); distil one green-slope PPO teacher per "
+        "seed into a policy with about 7%% of its actor's parameters and score both on unseen courses. Trains "
+        "the ski teachers first when runs/compression/teachers lacks them (about 2 minutes each).",
+        epilog=COMPRESSION_DISTILL_EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument(
+        "--seeds", type=non_negative_int, nargs="+", default=list(defaults.seeds), help="student (and teacher) seeds"
+    )
+    parser.add_argument("--episodes", type=positive_int, default=defaults.eval_episodes, help="unseen ski courses")
+    parser.add_argument("--no-agents", action="store_true", help="only the classifiers")
+    _add_report_arguments(parser)
+    parser.set_defaults(func=_run_compression_distill)
+
+
+def _run_compression_distill(args: argparse.Namespace) -> int:
+    from agents.benchmarks.compression_distill import (
+        DistillBenchConfig,
+        run_distill_bench,
+        write_distill_bench_report,
+    )
+
+    config = DistillBenchConfig(
+        seeds=tuple(dict.fromkeys(args.seeds)), eval_episodes=args.episodes, agents=not args.no_agents
+    )
+    result = run_distill_bench(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
+    written = write_distill_bench_report(result, args.out, None if args.no_readme else args.readme)
+    return _print_report(result.to_markdown(), written, args)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_ski,
     _add_baselines,
     _add_learning,
     _add_automl,
     _add_lr_control,
+    _add_compression_distill,
 ]
 
 
