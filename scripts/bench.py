@@ -27,6 +27,7 @@ EXAMPLES = """examples:
   python scripts/bench.py automl                   # the table-backed search env's step cost, PPO on it
   python scripts/bench.py lr-control               # learning-rate schedules on LearningRateControl-v0's instances
   python scripts/bench.py compression-distill      # knowledge and policy distillation over 5 seeds
+  python scripts/bench.py compression-policies     # ski policies in fp32, fp16, int8: size, latency, return
 """
 
 
@@ -288,6 +289,40 @@ def _run_compression_distill(args: argparse.Namespace) -> int:
     return _print_report(result.to_markdown(), written, args)
 
 
+def _add_compression_policies(subparsers: argparse._SubParsersAction) -> None:
+    from agents.benchmarks.compression_policies import CompressionPoliciesConfig
+
+    defaults = CompressionPoliciesConfig()
+    parser = subparsers.add_parser(
+        "compression-policies",
+        help="ski policies in fp32, fp16 and int8: size, latency at batch 1 and 256, return",
+        description="Take one green-slope PPO teacher per seed (trained first when runs/compression/teachers lacks "
+        "it) in float32, float16 and int8 dynamic quantization; measure bytes and latency at batch 1 and 256 on "
+        "one thread, and play the same unseen courses with each (return, clean-run rate, agreement with fp32).",
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument(
+        "--seeds", type=non_negative_int, nargs="+", default=list(defaults.teacher_seeds), help="teacher seeds"
+    )
+    parser.add_argument("--episodes", type=positive_int, default=defaults.episodes, help="unseen courses")
+    _add_report_arguments(parser)
+    parser.set_defaults(func=_run_compression_policies)
+
+
+def _run_compression_policies(args: argparse.Namespace) -> int:
+    from agents.benchmarks.compression_policies import (
+        CompressionPoliciesConfig,
+        run_compression_policies,
+        write_compression_policies_report,
+    )
+
+    config = CompressionPoliciesConfig(teacher_seeds=tuple(dict.fromkeys(args.seeds)), episodes=args.episodes)
+    result = run_compression_policies(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
+    written = write_compression_policies_report(result, args.out, None if args.no_readme else args.readme)
+    return _print_report(result.to_markdown(), written, args)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_ski,
     _add_baselines,
@@ -295,6 +330,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_automl,
     _add_lr_control,
     _add_compression_distill,
+    _add_compression_policies,
 ]
 
 

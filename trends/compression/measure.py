@@ -19,11 +19,13 @@ parameters: ``measure(policy_module(ppo), ppo.observation_space.shape)`` (see :f
 
 from __future__ import annotations
 
+import copy
 import io
 import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -171,6 +173,16 @@ class PolicyNetwork(nn.Module):
         self.policy_net = policy.mlp_extractor.policy_net
         self.action_net = policy.action_net
         self._policy = (policy,)  # a tuple so that nn.Module does not register the critic's parameters
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PolicyNetwork:
+        """A copy of the actor that shares the policy reference: the quantizers copy the actor, and copying the
+        policy too would copy the critic and the optimizer, and fail on a model trained in this process (its last
+        action distribution is part of an autograd graph, which refuses to be deep-copied)."""
+        memo[id(self._policy)] = self._policy
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        clone.__dict__.update({key: copy.deepcopy(value, memo) for key, value in self.__dict__.items()})
+        return clone
 
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
         features = self._policy[0].extract_features(observation, self.features_extractor)
