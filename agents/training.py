@@ -288,7 +288,11 @@ def _build_model(plan: _Plan, venv: VecEnv, device: str) -> BaseAlgorithm:
     noise = _action_noise(plan.settings, venv.action_space)
     if noise is not None:
         kwargs["action_noise"] = noise
-    return make_agent(c["algo"], venv, {**kwargs, "device": device, "verbose": 0})
+    model = make_agent(c["algo"], venv, {**kwargs, "device": device, "verbose": 0})
+    # The off-policy warm-up draws from the action space: seed it, so a seed gives the same run. (SB3's own seed=
+    # would also reseed the envs, overriding agents.seeds' scheme of one course sequence per training env.)
+    model.action_space.seed(c["seed"])
+    return model
 
 
 def _render_modes(env_id: str, env_kwargs: dict[str, Any]) -> list[str]:

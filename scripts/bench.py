@@ -28,6 +28,7 @@ EXAMPLES = """examples:
   python scripts/bench.py lr-control               # learning-rate schedules on LearningRateControl-v0's instances
   python scripts/bench.py compression-distill      # knowledge and policy distillation over 5 seeds
   python scripts/bench.py compression-policies     # ski policies in fp32, fp16, int8: size, latency, return
+  python scripts/bench.py compression-search       # AMC pruning and HAQ quantization: RL against fixed rules
 """
 
 
@@ -323,6 +324,58 @@ def _run_compression_policies(args: argparse.Namespace) -> int:
     return _print_report(result.to_markdown(), written, args)
 
 
+def _add_compression_search(subparsers: argparse._SubParsersAction) -> None:
+    from agents.benchmarks.compression_search import CompressionSearchConfig
+    from agents.compression.pruning import ALGOS
+    from trends.compression.zoo import ZOO
+
+    defaults = CompressionSearchConfig()
+    parser = subparsers.add_parser(
+        "compression-search",
+        help="pruning at half the FLOPs and quantization under a size budget: RL agents against uniform, random, TPE",
+        description="Search each zoo network's pruning (AMC, trendgym/Pruning-v0) and quantization (HAQ, "
+        "trendgym/Quantization-v0) with RL agents, uniform rules, random search and TPE on the same number of "
+        "episodes and seeds; fine-tune the pruned networks and report accuracy, FLOPs, parameters, size, latency. "
+        "The default run takes about 6 minutes.",
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=list(defaults.seeds), help="seeds")
+    parser.add_argument("--episodes", type=positive_int, default=defaults.episodes, help="networks per search")
+    parser.add_argument(
+        "--prune-models", nargs="*", choices=list(ZOO), default=list(defaults.prune_models), help="networks to prune"
+    )
+    parser.add_argument(
+        "--quantize-models",
+        nargs="*",
+        choices=list(ZOO),
+        default=list(defaults.quantize_models),
+        help="networks to quantize",
+    )
+    parser.add_argument("--algos", nargs="+", choices=ALGOS, default=list(defaults.rl_algos), help="RL agents")
+    _add_report_arguments(parser)
+    parser.set_defaults(func=_run_compression_search)
+
+
+def _run_compression_search(args: argparse.Namespace) -> int:
+    from agents.benchmarks.compression_search import (
+        CompressionSearchConfig,
+        run_compression_search,
+        write_compression_search_report,
+    )
+
+    config = CompressionSearchConfig(
+        seeds=tuple(dict.fromkeys(args.seeds)),
+        episodes=args.episodes,
+        prune_models=tuple(dict.fromkeys(args.prune_models)),
+        quantize_models=tuple(dict.fromkeys(args.quantize_models)),
+        rl_algos=tuple(dict.fromkeys(args.algos)),
+    )
+    result = run_compression_search(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
+    written = write_compression_search_report(result, args.out, None if args.no_readme else args.readme)
+    return _print_report(result.to_markdown(), written, args)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_ski,
     _add_baselines,
@@ -331,6 +384,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_lr_control,
     _add_compression_distill,
     _add_compression_policies,
+    _add_compression_search,
 ]
 
 

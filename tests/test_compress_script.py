@@ -1,0 +1,51 @@
+"""scripts/compress.py: each command prints its table and writes it; bad input is one line and a non-zero exit."""
+
+import csv
+
+import pytest
+from helpers import assert_one_line_error, load_script, run_main
+
+compress = load_script("compress")
+
+
+def test_distilling_a_classifier_prints_and_writes_the_table(tmp_path, capsys):
+    argv = ["distill", "--dataset", "digits", "--student-width", "16", "--transfer-size", "200", "--repeats", "2"]
+    code, out, err = run_main(compress, [*argv, "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert "| student, distilled (T=4, alpha=0.9) |" in out and "test errors (of 360)" in out
+    rows = list(csv.DictReader((tmp_path / "distill-digits-narrow16-seed0.csv").open()))
+    assert [r["name"] for r in rows] == ["teacher digits-mlp", "student, labels only", "student, distilled"]
+    assert (tmp_path / "distill-digits-narrow16-seed0.md").read_text().startswith("# Distilling digits-mlp")
+
+
+def test_distilling_an_agent_saves_a_student_run(trained_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the student run lands under runs/compression/distilled of the working directory
+    argv = ["distill", "--teacher", str(trained_run), "--student-width", "8", "--iterations", "1"]
+    argv += ["--steps-per-iteration", "100", "--eval-episodes", "1", "--repeats", "1"]
+    code, out, err = run_main(compress, argv, capsys)
+    assert code == 0, err
+    assert "| student [8] " in out and "student saved in runs/compression/distilled/ppo/Ski-v0_1" in out
+    assert (tmp_path / "runs/compression/distilled/ppo/Ski-v0_1/model.zip").is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["prune", "--target-flops", "1.5"], "share in (0, 1]"),
+        (["prune", "--target-flops", "0.5", "--target-params", "0.5"], "not allowed with"),
+        (["prune", "--method", "magic"], "invalid choice"),
+        (["distill"], "one of the arguments --teacher --dataset is required"),
+        (["distill", "--dataset", "digits", "--alpha", "2"], "--alpha must be in [0, 1]"),
+        (["distill", "--dataset", "digits", "--export", "onnx"], "exports a policy"),
+        (["quantize", "--model", "digits-mlp", "--export", "onnx"], "exports a policy"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
+    code, _, err = run_main(compress, argv, capsys)
+    assert_one_line_error(code, err, 2, message)
+
+
+def test_a_missing_teacher_run_is_one_line_and_exit_1(tmp_path, capsys):
+    code, _, err = run_main(compress, ["distill", "--teacher", str(tmp_path / "nothing")], capsys)
+    assert_one_line_error(code, err, 1, "does not exist")
