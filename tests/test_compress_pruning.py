@@ -7,7 +7,8 @@ import statistics
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from agents.compression.pruning import ALGOS, METHODS, best_episode, prune_model
+from agents.compression.pruning import ALGOS, METHODS, prune_model
+from agents.compression.search import best_episode
 from trends.compression.zoo import DEFAULT_CACHE, ZOO, load_trained
 from trends.models import count_flops, count_parameters
 

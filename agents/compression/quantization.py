@@ -33,9 +33,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.compression.pruning import (
+from agents.compression.pruning import DEFAULT_EPISODES
+from agents.compression.report import Report, Row, measured_row
+from agents.compression.search import (
     ALGOS,
-    DEFAULT_EPISODES,
     TORCH_THREADS,
     Progress,
     best_episode,
@@ -47,7 +48,6 @@ from agents.compression.pruning import (
     say,
     search,
 )
-from agents.compression.report import Report, Row, measured_row
 from envs.compression.quantization_env import DEFAULT_BUDGET, QuantizationEnv
 from trends.compression.distill import accuracy
 from trends.compression.quantize import (
