@@ -30,3 +30,14 @@ def trained_run(tmp_path_factory):
     write_config(run_dir, {"algo": "ppo", "env": "trendgym/Ski-v0", "env_kwargs": {"slope": "green"}, "seed": 0})
     atomic_save_model(model, run_dir / "model.zip")
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    """The compression zoo's cache: the default one when it holds every model (nothing to train), else one temporary
+    folder for the whole session, where each model is trained once, when a test first asks for it."""
+    from trends.compression.zoo import DEFAULT_CACHE, ZOO
+
+    if all((DEFAULT_CACHE / f"{name}.pt").exists() for name in ZOO):
+        return DEFAULT_CACHE
+    return tmp_path_factory.mktemp("zoo")

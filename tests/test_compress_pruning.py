@@ -9,17 +9,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from agents.compression.pruning import ALGOS, METHODS, prune_model
 from agents.compression.search import best_episode
-from trends.compression.zoo import DEFAULT_CACHE, ZOO, load_trained
+from trends.compression.zoo import ZOO, load_trained
 from trends.models import count_flops, count_parameters
 
 MODEL = "digits-mlp"  # two decisions an episode, 2 ms each: the fast one
 EPISODES = 12
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    """The default zoo cache when it holds the model, else a temporary one (where it is trained once)."""
-    return DEFAULT_CACHE if (DEFAULT_CACHE / f"{MODEL}.pt").exists() else tmp_path_factory.mktemp("zoo")
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from agents.compression.quantization import FIXED_METHODS, METHODS, SEARCH_METHODS, quantize_model
 from trends.compression.quantize import fake_quantize, quantizable_layers, quantized_size_bytes
-from trends.compression.zoo import DEFAULT_CACHE, load_trained
+from trends.compression.zoo import load_trained
 
 MODEL = "digits-mlp"  # three layers, 2 ms an episode
 BUDGET = 0.1
 EPISODES = 10
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return DEFAULT_CACHE if (DEFAULT_CACHE / f"{MODEL}.pt").exists() else tmp_path_factory.mktemp("zoo")
 
 
 @pytest.fixture(scope="module")

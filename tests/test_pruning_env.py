@@ -11,17 +11,10 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from envs.compression.pruning_env import PruningEnv, uniform_heuristic
-from trends.compression.zoo import DEFAULT_CACHE, ZOO, load_trained
+from trends.compression.zoo import ZOO, load_trained
 from trends.models import count_flops, count_parameters
 
 MODELS = tuple(ZOO)  # mnist1d-cnn, digits-mlp
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    """The default zoo cache when it holds the models, else a temporary one (where they are trained once, ~10 s)."""
-    cached = all((DEFAULT_CACHE / f"{name}.pt").exists() for name in MODELS)
-    return DEFAULT_CACHE if cached else tmp_path_factory.mktemp("zoo")
 
 
 @pytest.fixture(scope="module")

@@ -15,21 +15,10 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from envs.compression.quantization_env import QuantizationEnv
 from trends.compression.quantize import fake_quantize, quantized_size_bytes
-from trends.compression.zoo import DEFAULT_CACHE, ZOO, load_trained
+from trends.compression.zoo import ZOO
 
 ENV_ID = "trendgym/Quantization-v0"
 MODELS = tuple(ZOO)
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    """The default zoo cache when it holds both models (no training), else a fresh one (trains them once)."""
-    if all((DEFAULT_CACHE / f"{name}.pt").exists() for name in MODELS):
-        return DEFAULT_CACHE
-    directory = tmp_path_factory.mktemp("zoo")
-    for name in MODELS:
-        load_trained(name, directory)
-    return directory
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ import torch
 from agents.benchmarks.report import format_machine, machine_info, markdown_table, publish
 from agents.compression.pruning import ALGOS, DEFAULT_EPISODES, prune_model
 from agents.compression.quantization import quantize_model
+from agents.compression.report import Row
 from trends.compression.zoo import DEFAULT_CACHE, ZOO, load_trained
 
 BENCH_NAME = "compression_search"
@@ -245,48 +246,45 @@ def _prune_run(config: CompressionSearchConfig, model: str, method: str, algo: s
         cache_dir=config.cache_dir,
     )  # fmt: skip
     final = outcome.report.rows[-1]
-    run = Run(
-        task="prune",
-        model=model,
-        method=label(method, algo),
-        seed=seed,
-        val_accuracy=outcome.val_accuracy,
-        test_accuracy=outcome.test_accuracy,
+    run = _run(
+        "prune", model, label(method, algo), seed, started, outcome, final,
         fine_tuned_test_accuracy=outcome.fine_tuned_test_accuracy,
         cost_ratio=outcome.flops_ratio,
-        parameters=final.parameters,
         size_bytes=final.size_bytes,
-        latency_b1_ms=final.latency_b1_ms,
-        latency_b256_ms=final.latency_b256_ms,
-        seconds=time.perf_counter() - started,
-        mean_episode_val=statistics.fmean(e.val_accuracy for e in outcome.episodes),
         chosen={k: round(v, 4) for k, v in outcome.preserve_ratios.items()},
-    )
+    )  # fmt: skip
     return run, outcome
 
 
 def _quantize_run(config: CompressionSearchConfig, model: str, method: str, algo: str, seed: int) -> tuple[Run, Any]:
     started = time.perf_counter()
     outcome = quantize_model(model, method, config.size_budget, algo, config.episodes, seed, cache_dir=config.cache_dir)
-    row = outcome.report.rows[-1]
-    run = Run(
-        task="quantize",
+    run = _run(
+        "quantize", model, label(method, algo), seed, started, outcome, outcome.report.rows[-1],
+        fine_tuned_test_accuracy=None,
+        cost_ratio=outcome.size_ratio,
+        size_bytes=outcome.size_bytes,
+        chosen=list(outcome.bits),
+    )  # fmt: skip
+    return run, outcome
+
+
+def _run(task: str, model: str, method: str, seed: int, started: float, outcome: Any, row: Row, **specific: Any) -> Run:
+    """The record of one search: what every task reports alike, and the task's ``specific`` fields."""
+    return Run(
+        task=task,
         model=model,
-        method=label(method, algo),
+        method=method,
         seed=seed,
         val_accuracy=outcome.val_accuracy,
         test_accuracy=outcome.test_accuracy,
-        fine_tuned_test_accuracy=None,
-        cost_ratio=outcome.size_ratio,
         parameters=row.parameters,
-        size_bytes=outcome.size_bytes,
         latency_b1_ms=row.latency_b1_ms,
         latency_b256_ms=row.latency_b256_ms,
         seconds=time.perf_counter() - started,
         mean_episode_val=statistics.fmean(e.val_accuracy for e in outcome.episodes),
-        chosen=list(outcome.bits),
+        **specific,
     )
-    return run, outcome
 
 
 def run_compression_search(
