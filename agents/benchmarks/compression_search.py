@@ -233,7 +233,7 @@ def _quantization_note(result: CompressionSearchResult) -> str:
             over_random = _gain(result, "quantize", model, "test_accuracy", name, "random")
             lines.append(f"- {model}, {name}: {gain:+.1f} points vs uniform bits, {over_random:+.1f} vs random.")
     lines.append(
-        "k-bit sizes are the packed sizes the bits stand for: the weights stay float32 at run time (simulated), "
+        "\nk-bit sizes are the packed sizes the bits stand for: the weights stay float32 at run time (simulated), "
         "so latency does not change."
     )
     return "\n".join(lines)
