@@ -166,7 +166,10 @@ _CLASSIFIER_NOTE = (
     "How to read it: test accuracy, mean ± standard deviation over the seeds (the student's initial weights and "
     "batch order; the teacher is the same zoo model), and the test errors as Hinton et al. count them (their MNIST "
     "student: 146 errors on labels, 74 distilled). Both students share the recipe (Adam 1e-2, batch 32, up to 100 "
-    "epochs, early stopping on the validation cross-entropy); the distilled one learns from T=4, alpha=0.9."
+    "epochs, early stopping on the validation cross-entropy); the distilled one learns from T=4, alpha=0.9. The "
+    "cases differ on purpose: a student short of labels (digits, 200 samples) or of the right shape for the data (an "
+    "MLP on MNIST-1D, whose classes are shifted and scaled patterns a convolution finds) has something to learn "
+    "from the teacher; a narrow CNN trained on every label may not, and then the soft targets cost it accuracy."
 )
 _AGENT_NOTE = (
     "How to read it: one green-slope PPO teacher per seed (the main job's recipe, 3M steps), distilled by DAgger "
