@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib.metadata
 import signal
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -342,6 +344,40 @@ def _callbacks(plan: _Plan, config: TrainConfig, n_envs: int, eval_env: VecEnv) 
     return callbacks
 
 
+class StopOnInterrupt(BaseCallback):
+    """Ctrl-C asks the training to stop after the current step, and a second Ctrl-C interrupts at once.
+
+    A KeyboardInterrupt raised wherever Python happens to be can land in a finaliser or a library's clean-up and be
+    swallowed there ("Exception ignored in ..."), and the training would go on as if nothing had happened. Setting
+    a flag that the next step reads cannot be lost.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requested = False
+
+    @contextmanager
+    def listening(self) -> Iterator[None]:
+        """Route SIGINT to this callback within the block (main thread only: elsewhere Ctrl-C keeps raising)."""
+        try:
+            previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: signal handlers cannot be set
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def _on_step(self) -> bool:
+        return not self.requested
+
+
 def _close_progress_bars() -> None:
     """Stop SB3's progress bar, which an interrupted ``learn`` leaves running, before anything is printed."""
     from tqdm import tqdm
@@ -378,18 +414,21 @@ def train(config: TrainConfig) -> TrainResult:
         model.set_logger(configure(str(plan.run_dir), formats))
         callbacks = _callbacks(plan, config, plan.settings.n_envs, eval_env)
         remaining = plan.settings.n_timesteps - model.num_timesteps
+        stop = StopOnInterrupt()
         interrupted = False
         if remaining > 0:
             try:
-                model.learn(
-                    remaining,
-                    callback=callbacks,
-                    reset_num_timesteps=plan.resume_from is None,
-                    progress_bar=config.verbose >= 1,
-                )
+                with stop.listening():
+                    model.learn(
+                        remaining,
+                        callback=[*callbacks, stop],
+                        reset_num_timesteps=plan.resume_from is None,
+                        progress_bar=config.verbose >= 1,
+                    )
             except KeyboardInterrupt:
                 interrupted = True
                 _close_progress_bars()
+        interrupted = interrupted or stop.requested
         model_path = save_final(model, plan.run_dir)
         return TrainResult(plan.run_dir, model, model_path, interrupted, model.num_timesteps)
     finally:
