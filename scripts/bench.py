@@ -29,6 +29,7 @@ EXAMPLES = """examples:
   python scripts/bench.py compression-distill      # knowledge and policy distillation over 5 seeds
   python scripts/bench.py compression-policies     # ski policies in fp32, fp16, int8: size, latency, return
   python scripts/bench.py compression-search       # AMC pruning and HAQ quantization: RL against fixed rules
+  python scripts/bench.py ensemble-agents          # five ski agents alone and as one, on green and blue
 """
 
 
@@ -376,6 +377,40 @@ def _run_compression_search(args: argparse.Namespace) -> int:
     return _print_report(result.to_markdown(), written, args)
 
 
+def _add_ensemble_agents(subparsers: argparse._SubParsersAction) -> None:
+    from agents.benchmarks.ensemble_agents import EnsembleAgentsConfig
+
+    defaults = EnsembleAgentsConfig()
+    parser = subparsers.add_parser(
+        "ensemble-agents",
+        help="five green ski agents alone and as one ensemble, on green and on blue",
+        description="Play the green-slope PPO teachers (one per seed, trained first when runs/compression/teachers "
+        "lacks them) alone and combined by majority and soft vote on the same unseen courses of the slope they "
+        "trained on and of the next harder one: return, clean-run rate, gates passed, agreement of the members.",
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument(
+        "--seeds", type=non_negative_int, nargs="+", default=list(defaults.teacher_seeds), help="member seeds"
+    )
+    parser.add_argument("--episodes", type=positive_int, default=defaults.episodes, help="unseen courses per slope")
+    _add_report_arguments(parser)
+    parser.set_defaults(func=_run_ensemble_agents)
+
+
+def _run_ensemble_agents(args: argparse.Namespace) -> int:
+    from agents.benchmarks.ensemble_agents import (
+        EnsembleAgentsConfig,
+        run_ensemble_agents,
+        write_ensemble_agents_report,
+    )
+
+    config = EnsembleAgentsConfig(teacher_seeds=tuple(dict.fromkeys(args.seeds)), episodes=args.episodes)
+    result = run_ensemble_agents(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
+    written = write_ensemble_agents_report(result, args.out, None if args.no_readme else args.readme)
+    return _print_report(result.to_markdown(), written, args)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_ski,
     _add_baselines,
@@ -385,6 +420,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_compression_distill,
     _add_compression_policies,
     _add_compression_search,
+    _add_ensemble_agents,
 ]
 
 

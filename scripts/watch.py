@@ -1,8 +1,12 @@
 """Watch a trained agent ski: in a pygame window, or recorded to a GIF or MP4 file.
 
+Several runs act as one agent (agents.ensemble.policies.PolicyEnsemble): a majority vote of their actions for
+Discrete envs (--ensemble-rule soft: the mean of their action probabilities), the mean action for Box envs.
+
 With --record, or when there is no screen (SDL_VIDEODRIVER=dummy, no DISPLAY/WAYLAND_DISPLAY on Linux, or
 pygame failing to open a window), the episodes are rendered off-screen and written to a file: the --record
-path, else <run folder>/videos/watch_seed<S>[_<slope>].gif (the path is printed).
+path, else <run folder>/videos/watch_seed<S>[_<slope>].gif (the first run's folder, with _ensemble<N> for
+several runs; the path is printed).
 In the window, Esc, Q or closing the window stops.
 
 Examples:
@@ -11,6 +15,8 @@ Examples:
   python scripts/watch.py runs/ppo/Ski-v0_1 --record ski.gif    # headless, one episode to a GIF
   python scripts/watch.py runs/ppo/Ski-v0_1 --record ski.gif --frame-skip 2   # half the frames and size
   python scripts/watch.py runs/ppo/Ski-v0_1/best_model.zip --record ski.mp4 --episodes 5 --seed 7
+  python scripts/watch.py runs/ppo/Ski-v0_1 runs/ppo/Ski-v0_2 runs/ppo/Ski-v0_3   # three runs voting as one
+  python scripts/watch.py runs/ppo/Ski-v0_1 runs/ppo/Ski-v0_2 --ensemble-rule soft --weights 2 1 --slope blue
 """
 
 from __future__ import annotations
@@ -26,6 +32,13 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import torch
 
 from agents.cli import OneLineParser, positive_float, positive_int, run_guarded
+from agents.ensemble.policies import (
+    EnsembleError,
+    PolicyEnsemble,
+    add_ensemble_arguments,
+    describe_models,
+    load_policy,
+)
 from agents.evaluation import (
     EnvConfigError,
     EpisodeResult,
@@ -44,7 +57,7 @@ from agents.recording import (
     play_episodes,
     record_episodes,
 )
-from agents.runs import RunError, config_dir_of, load_agent
+from agents.runs import LoadedAgent, RunError, config_dir_of
 from agents.seeds import TEST_SEED
 from envs.ski.course import SLOPES
 
@@ -64,7 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Examples:" + examples,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("run_or_zip", nargs="?", help="a run folder or a model .zip (default: the latest run)")
+    parser.add_argument(
+        "runs",
+        nargs="*",
+        metavar="RUN",
+        help="a run folder or a model .zip (default: the latest run); several act as one ensemble",
+    )
     parser.add_argument("--episodes", type=positive_int, default=1, help="episodes to play (default: %(default)s)")
     parser.add_argument("--slope", choices=list(SLOPES), help="ski a different slope than the run trained on")
     parser.add_argument("--record", type=video_path, metavar="OUT.gif|OUT.mp4", help="write a video, no window")
@@ -79,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--env", type=env_id_argument, metavar="ENV_ID", help="the env to ski in (default: the run's config.yml)"
     )
     parser.add_argument("--last", action="store_true", help="load model.zip rather than best_model.zip")
+    add_ensemble_arguments(parser)
     return parser
 
 
@@ -93,16 +112,25 @@ def print_summary(episodes: list[EpisodeResult]) -> None:
         print(f"mean return {statistics.fmean(returns):.2f} ± {std:.2f} over {len(returns)} episode(s)")
 
 
+def watch_video_path(agent: LoadedAgent | PolicyEnsemble, seed: int, slope: str | None) -> Path:
+    """Where to record without a screen: the run's videos/ folder; an ensemble's in its first run's folder, under
+    a name of its own so that it never overwrites that run's own video."""
+    if not isinstance(agent, PolicyEnsemble):
+        return fallback_video_path(config_dir_of(agent.path), seed, slope)
+    path = fallback_video_path(config_dir_of(agent.paths[0]), seed, slope)
+    return path.with_name(f"{path.stem}_ensemble{len(agent.members)}{path.suffix}")
+
+
 def run(args: argparse.Namespace) -> None:
-    agent = load_agent(args.run_or_zip, prefer_best=not args.last)
+    agent = load_policy(args.runs, args.weights, args.ensemble_rule, prefer_best=not args.last)
     env_id, env_kwargs = env_of_run(agent.config, args.env, args.slope)
     env = make_env(env_id, env_kwargs)
-    check_policy_fits(agent.model, env)
+    check_policy_fits(getattr(agent, "model", agent), env)  # a PolicyEnsemble has the spaces itself
     n_gates = getattr(getattr(env.unwrapped, "slope", None), "n_gates", None)
     env.close()
     seeds = [args.seed + i for i in range(args.episodes)]
     deterministic = not args.stochastic
-    print(f"model: {agent.path}\nenv:   {env_id} {env_kwargs}")
+    print(f"model: {describe_models(agent)}\nenv:   {env_id} {env_kwargs}")
 
     def on_episode(i: int, e: EpisodeResult) -> None:
         print_episode(i, e, n_gates)
@@ -116,7 +144,7 @@ def run(args: argparse.Namespace) -> None:
         except DisplayUnavailable as e:
             print(f"{e}; recording instead", file=sys.stderr)
     if path is None:
-        path = fallback_video_path(config_dir_of(agent.path), args.seed, args.slope)
+        path = watch_video_path(agent, args.seed, args.slope)
         print(f"no display: recording to {path} instead of opening a window")
     recording = record_episodes(
         agent, env_id, env_kwargs, seeds, path, deterministic, args.fps, args.frame_skip, args.scale, on_episode
@@ -130,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    return run_guarded(parser, run, args, (OptionNotApplicable, RecordingError), (RunError, EnvConfigError, OSError))
+    return run_guarded(
+        parser, run, args, (OptionNotApplicable, RecordingError), (RunError, EnvConfigError, EnsembleError, OSError)
+    )
 
 
 if __name__ == "__main__":
