@@ -8,16 +8,14 @@ written as markdown (for a README) and CSV (for analysis) without a half-written
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from torch import nn
 
+from agents.tables import write_table
 from trends.compression.measure import ModelMeasure, measure
-from trends.files import atomic_write_text
 
 LATENCY_BATCHES = (1, 256)
 
@@ -91,22 +89,12 @@ class Report:
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
-    def csv(self) -> str:
-        """One line per row, every field of :class:`Row`, raw numbers."""
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=[f.name for f in fields(Row)], lineterminator="\n")
-        writer.writeheader()
-        for row in self.rows:
-            writer.writerow(asdict(row))
-        return out.getvalue()
-
     def write(self, out_dir: str | Path, stem: str) -> tuple[Path, Path]:
-        """``<stem>.md`` (titled) and ``<stem>.csv`` in ``out_dir``, each replaced atomically."""
-        out_dir = Path(out_dir)
-        md, table = out_dir / f"{stem}.md", out_dir / f"{stem}.csv"
-        atomic_write_text(md, f"# {self.title}\n\n{self.markdown()}\n")
-        atomic_write_text(table, self.csv())
-        return md, table
+        """``<stem>.md`` (titled) and ``<stem>.csv`` (every field of :class:`Row`, raw numbers) in ``out_dir``,
+        each replaced atomically."""
+        header = [f.name for f in fields(Row)]
+        rows = [[getattr(row, name) for name in header] for row in self.rows]
+        return write_table(out_dir, stem, self.title, self.markdown(), header, rows)
 
 
 def _with_ratio(value: float, base: float, fmt: str) -> str:
