@@ -49,3 +49,6 @@ _register("trendgym/LearningRateControl-v0", entry_point="envs.automl.lr_control
 # Model compression (issue 5): one step per layer of a trained network, after AMC and HAQ.
 _register("trendgym/Pruning-v0", entry_point="envs.compression.pruning_env:PruningEnv")
 _register("trendgym/Quantization-v0", entry_point="envs.compression.quantization_env:QuantizationEnv")
+
+# Ensembles (issue 6): Caruana's ensemble selection as a decision process; episodes end by themselves.
+_register("trendgym/EnsembleWeighting-v0", entry_point="envs.ensemble.weighting_env:EnsembleWeightingEnv")

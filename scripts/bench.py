@@ -30,6 +30,7 @@ EXAMPLES = """examples:
   python scripts/bench.py compression-policies     # ski policies in fp32, fp16, int8: size, latency, return
   python scripts/bench.py compression-search       # AMC pruning and HAQ quantization: RL against fixed rules
   python scripts/bench.py ensemble-agents          # five ski agents alone and as one, on green and blue
+  python scripts/bench.py ensemble-combine         # RL selection, Caruana, stacking... on digits and MNIST-1D
 """
 
 
@@ -411,6 +412,45 @@ def _run_ensemble_agents(args: argparse.Namespace) -> int:
     return _print_report(result.to_markdown(), written, args)
 
 
+def _add_ensemble_combine(subparsers: argparse._SubParsersAction) -> None:
+    from agents.benchmarks.ensemble_combine import EnsembleCombineConfig
+    from agents.ensemble.combination import METHODS
+
+    defaults = EnsembleCombineConfig()
+    parser = subparsers.add_parser(
+        "ensemble-combine",
+        help="RL selection of ensemble members against the best single member, averaging, Caruana, stacking",
+        description="Combine each dataset's member pool (trained first when runs/ensemble/pools lacks it) with "
+        "every method over the seeds, and report validation and test accuracy against the best single member.",
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--datasets", nargs="+", choices=["digits", "mnist1d"], default=list(defaults.datasets))
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(defaults.methods), help="methods")
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=list(defaults.seeds), help="seeds")
+    parser.add_argument("--rl-timesteps", type=positive_int, help="RL training steps (default: the yml file's)")
+    _add_report_arguments(parser)
+    parser.set_defaults(func=_run_ensemble_combine)
+
+
+def _run_ensemble_combine(args: argparse.Namespace) -> int:
+    from agents.benchmarks.ensemble_combine import (
+        EnsembleCombineConfig,
+        run_ensemble_combine,
+        write_ensemble_combine_report,
+    )
+
+    config = EnsembleCombineConfig(
+        datasets=tuple(dict.fromkeys(args.datasets)),
+        methods=tuple(dict.fromkeys(args.methods)),
+        seeds=tuple(dict.fromkeys(args.seeds)),
+        rl_timesteps=args.rl_timesteps,
+    )
+    result = run_ensemble_combine(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
+    written = write_ensemble_combine_report(result, args.out, None if args.no_readme else args.readme)
+    return _print_report(result.to_markdown(), written, args)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_ski,
     _add_baselines,
@@ -421,6 +461,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_compression_policies,
     _add_compression_search,
     _add_ensemble_agents,
+    _add_ensemble_combine,
 ]
 
 

@@ -41,3 +41,20 @@ def cache_dir(tmp_path_factory):
     if all((DEFAULT_CACHE / f"{name}.pt").exists() for name in ZOO):
         return DEFAULT_CACHE
     return tmp_path_factory.mktemp("zoo")
+
+
+@pytest.fixture(scope="session")
+def pool_cache(tmp_path_factory):
+    """The ensemble pools' cache: the default one when it holds both pools, else one temporary folder for the
+    session, where a pool is trained once (about 40 s each), when a test first asks for it."""
+    from trends.ensemble import DEFAULT_CACHE, MEMBERS
+
+    cached = all((DEFAULT_CACHE / d / f"{m.name}.npz").exists() for d, members in MEMBERS.items() for m in members)
+    return DEFAULT_CACHE if cached else tmp_path_factory.mktemp("pools")
+
+
+@pytest.fixture(scope="session")
+def digits_pool(pool_cache):
+    from trends.ensemble import load_pool
+
+    return load_pool("digits", pool_cache)

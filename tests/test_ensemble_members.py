@@ -10,7 +10,6 @@ from sklearn.base import clone
 import trends.ensemble.members as members_module
 from trends.data import load_dataset
 from trends.ensemble import (
-    DEFAULT_CACHE,
     MEMBERS,
     NetworkMember,
     SklearnMember,
@@ -89,14 +88,6 @@ def test_an_interrupted_build_keeps_what_was_done_and_a_changed_member_is_retrai
 def test_member_names_must_be_unique(tmp_path):
     with pytest.raises(ValueError, match="unique"):
         load_pool("digits", tmp_path, members=(FAST[0], FAST[0]))
-
-
-@pytest.fixture(scope="module")
-def digits_pool(tmp_path_factory):
-    """The real digits pool: from the default cache when it is built there (nothing to train), else built once for
-    this module in a temporary folder (about a minute on one core)."""
-    cached = all((DEFAULT_CACHE / "digits" / f"{m.name}.npz").exists() for m in MEMBERS["digits"])
-    return load_pool("digits", DEFAULT_CACHE if cached else tmp_path_factory.mktemp("pools"))
 
 
 def test_on_digits_ensembles_match_or_beat_the_best_single_member(digits_pool):

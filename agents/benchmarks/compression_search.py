@@ -138,10 +138,10 @@ class CompressionSearchResult:
             "",
         ]
         for model in c.prune_models:
-            parts += [f"### Pruning {model} to {c.preserve:g} of its FLOPs", "", _table(self, "prune", model), ""]
+            parts += [f"#### Pruning {model} to {c.preserve:g} of its FLOPs", "", _table(self, "prune", model), ""]
         parts += [_pruning_note(self), ""]
         for model in c.quantize_models:
-            title = f"### Quantizing {model} to {c.size_budget:g} of its float32 size"
+            title = f"#### Quantizing {model} to {c.size_budget:g} of its float32 size"
             parts += [title, "", _table(self, "quantize", model), ""]
         parts += [_quantization_note(self), ""]
         parts.append(

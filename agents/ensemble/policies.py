@@ -32,8 +32,9 @@ from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 
-from agents.evaluation import OptionNotApplicable, Policy
-from agents.runs import LoadedAgent, load_agent
+from agents.evaluation import EvaluationResult, OptionNotApplicable, Policy, env_of_run, evaluate
+from agents.runs import LoadedAgent, config_dir_of, load_agent
+from agents.seeds import test_seeds
 
 RULES = ("auto", "vote", "soft", "mean")
 DISCRETE_RULES = ("vote", "soft")
@@ -294,6 +295,25 @@ def load_policy(
     if weights is not None or rule != "auto":
         raise OptionNotApplicable("--weights and --ensemble-rule apply to two or more runs acting as one ensemble")
     return load_agent(runs[0] if runs else None, prefer_best=prefer_best)
+
+
+def evaluate_members(
+    runs: Sequence[str | Path],
+    weights: Sequence[float] | None = None,
+    rule: str = "auto",
+    episodes: int = 50,
+    slope: str | None = None,
+) -> list[EvaluationResult]:
+    """Each run alone, then all of them as one ensemble, on the same ``episodes`` unseen courses of their env (of
+    ``slope`` instead of the one they trained on, when given): the comparison ``ensemble.py agents`` prints."""
+    ensemble = load_ensemble(runs, weights, rule)
+    env_id, env_kwargs = env_of_run(ensemble.config, None, slope)
+    seeds = test_seeds(episodes)
+    results = [
+        evaluate(member, env_id, env_kwargs, seeds, name=f"run {i} ({config_dir_of(member.path).name})")
+        for i, member in enumerate(ensemble.members, start=1)
+    ]
+    return [*results, evaluate(ensemble, env_id, env_kwargs, seeds, name=f"ensemble of {len(runs)} ({ensemble.rule})")]
 
 
 def describe_models(policy: LoadedAgent | PolicyEnsemble) -> str:

@@ -1,0 +1,1 @@
+"""Ensemble environments (issue 6): choosing the members of an ensemble and their weights."""
