@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -82,3 +82,31 @@ def positive_float(text: str) -> float:
     if not value > 0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
     return value
+
+
+def examples_of(doc: str) -> str:
+    """The ``Examples:`` part of a script's docstring, as its ``--help`` epilog."""
+    return "examples:" + doc.split("Examples:")[1]
+
+
+def subcommand_parser(
+    prog: str, doc: str, adders: Sequence[Callable[[argparse._SubParsersAction], None]]
+) -> argparse.ArgumentParser:
+    """A script of subcommands (``compress.py prune``...): its description and examples from ``doc``, and one
+    subcommand per adder, each declaring its arguments and setting ``handler`` to the function that runs it."""
+    parser = OneLineParser(
+        prog=prog, description=doc.split("\n\n")[0], epilog=examples_of(doc), formatter_class=HelpFormatter
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser)
+    for add in adders:
+        add(subparsers)
+    return parser
+
+
+def run_subcommand(
+    parser: argparse.ArgumentParser, argv: list[str] | None, runtime_errors: tuple[type[Exception], ...] = ()
+) -> int:
+    """Parse ``argv`` and run the chosen subcommand's ``handler``: a ValueError is the user's (exit 2), the
+    ``runtime_errors`` a runtime problem (exit 1), both one line."""
+    args = parser.parse_args(argv)
+    return run_guarded(parser, args.handler, args, usage_errors=(ValueError,), runtime_errors=runtime_errors)

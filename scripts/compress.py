@@ -29,15 +29,18 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import torch
 
-from agents.cli import HelpFormatter, OneLineParser, positive_float, positive_int, run_guarded
+from agents.cli import (
+    HelpFormatter,
+    examples_of,
+    positive_float,
+    positive_int,
+    run_subcommand,
+    subcommand_parser,
+)
 from agents.compression.report import Report
 from agents.runs import RunError
 
 DEFAULT_OUT = Path("runs") / "compression" / "reports"
-
-
-def _examples() -> str:
-    return "examples:" + __doc__.split("Examples:")[1]
 
 
 def _share(text: str) -> float:
@@ -63,7 +66,7 @@ def _add_prune(subparsers: argparse._SubParsersAction) -> None:
         help="structured pruning under a FLOPs or parameter budget (AMC)",
         description="Choose how many channels each layer keeps (an RL agent in trendgym/Pruning-v0, uniform, "
         "random or TPE), prune the network for real with torch-pruning, fine-tune it, and compare.",
-        epilog=_examples(),
+        epilog=examples_of(__doc__),
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--model", choices=list(ZOO), default="mnist1d-cnn", help="the trained network")
@@ -89,7 +92,7 @@ def _add_quantize(subparsers: argparse._SubParsersAction) -> None:
         help="fewer bits per weight: mixed precision by RL (HAQ), 8-bit, float16, int8",
         description="Quantize a zoo network (--model) with any method, or a trained agent's policy (--run) to "
         "float16 or int8, and compare with float32.",
-        epilog=_examples(),
+        epilog=examples_of(__doc__),
         formatter_class=HelpFormatter,
     )
     what = parser.add_mutually_exclusive_group()
@@ -116,7 +119,7 @@ def _add_distill(subparsers: argparse._SubParsersAction) -> None:
         description="Policy distillation (Rusu et al. 2016, DAgger) of a trained agent into a small policy network, "
         "or knowledge distillation (Hinton et al. 2015) of the zoo's classifier of a dataset, against the same "
         "student trained on the labels alone.",
-        epilog=_examples(),
+        epilog=examples_of(__doc__),
         formatter_class=HelpFormatter,
     )
     what = parser.add_mutually_exclusive_group(required=True)
@@ -245,20 +248,12 @@ def _progress(message: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(
-        prog="compress.py", description=__doc__.split("\n\n")[0], epilog=_examples(), formatter_class=HelpFormatter
-    )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser)
-    for add in (_add_prune, _add_quantize, _add_distill):
-        add(subparsers)
-    return parser
+    return subcommand_parser("compress.py", __doc__, (_add_prune, _add_quantize, _add_distill))
 
 
 def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    return run_guarded(parser, args.handler, args, usage_errors=(ValueError,), runtime_errors=(RunError, OSError))
+    return run_subcommand(build_parser(), argv, runtime_errors=(RunError, OSError))
 
 
 if __name__ == "__main__":

@@ -25,9 +25,9 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import torch
 
-from agents.cli import HelpFormatter, OneLineParser, positive_int, run_guarded
+from agents.cli import HelpFormatter, examples_of, positive_int, run_subcommand, subcommand_parser
 from agents.ensemble.combination import METHODS, combine, markdown, pool_table, single_best, write_rows
-from agents.ensemble.policies import EnsembleError, evaluate_members
+from agents.ensemble.policies import evaluate_members
 from agents.evaluation import format_table
 from agents.runs import RunError
 from agents.tables import write_table
@@ -37,16 +37,12 @@ DATASETS = ("digits", "mnist1d")
 DEFAULT_OUT = Path("runs") / "ensemble" / "reports"
 
 
-def _examples() -> str:
-    return "examples:" + __doc__.split("Examples:")[1]
-
-
 def _add_members(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "members",
         help="build (train and cache) the member pools",
         description="Train every member of a dataset's pool that the cache lacks, then list the pool.",
-        epilog=_examples(),
+        epilog=examples_of(__doc__),
         formatter_class=HelpFormatter,
     )
     parser.add_argument("action", choices=["build"], help="what to do with the pools")
@@ -62,7 +58,7 @@ def _add_combine(subparsers: argparse._SubParsersAction) -> None:
         help="combine a pool's members and compare with the best single member",
         description="Fit each combination method on the validation split of a dataset's pool and report "
         "validation and test accuracy against the best single member.",
-        epilog=_examples(),
+        epilog=examples_of(__doc__),
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--dataset", choices=DATASETS, default="digits", help="the pool")
@@ -81,7 +77,7 @@ def _add_agents(subparsers: argparse._SubParsersAction) -> None:
         "agents",
         help="several trained agents acting as one, against each alone",
         description="Play each run alone and all of them as one ensemble agent on the same unseen courses.",
-        epilog=_examples(),
+        epilog=examples_of(__doc__),
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--runs", nargs="+", required=True, help="two or more run folders or model zips")
@@ -135,22 +131,12 @@ def _wrote(paths: tuple[Path, Path]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(
-        prog="ensemble.py", description=__doc__.split("\n\n")[0], epilog=_examples(), formatter_class=HelpFormatter
-    )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser)
-    for add in (_add_members, _add_combine, _add_agents):
-        add(subparsers)
-    return parser
+    return subcommand_parser("ensemble.py", __doc__, (_add_members, _add_combine, _add_agents))
 
 
 def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    return run_guarded(
-        parser, args.handler, args, usage_errors=(ValueError,), runtime_errors=(RunError, EnsembleError, OSError)
-    )
+    return run_subcommand(build_parser(), argv, runtime_errors=(RunError, OSError))
 
 
 if __name__ == "__main__":
