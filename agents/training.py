@@ -56,12 +56,15 @@ from agents.runs import (
     atomic_save_vecnormalize,
     checkpoints,
     config_dir_of,
+    load_agent,
     new_run_dir,
     read_config,
+    resolve_model_path,
     vecnormalize_path,
     write_config,
 )
 from agents.seeds import MAX_TRAIN_SEED, VALIDATION_SEED
+from agents.transfer import TRANSFER_PARTS, transfer_policy
 from agents.vec_env import VEC_ENV_KINDS, make_vec_env
 
 RESERVED = {"seed": "--seed", "device": "--device", "verbose": "--quiet", "tensorboard_log": "--tensorboard-log"}
@@ -89,6 +92,8 @@ class TrainConfig:
     vec_env: str | None = None  # "dummy", "subproc", "native"; None: native when the env has one
     device: str = "auto"
     resume: str | None = None  # a run folder or model zip to continue
+    init_from: str | None = None  # a trained run (folder or zip) whose policy the new agent starts from
+    init_parts: str = "all"  # what init_from gives: "all" the policy, "body" its hidden layers only
     verbose: int = 1  # 0 quiet, 1 progress bar and validation lines, 2 also SB3's tables
     command: str = ""  # the command line, for config.yml
     n_frames: int = 8  # frames of the validation episode strip in TensorBoard; 0 for none
@@ -145,6 +150,10 @@ def _check_request(config: TrainConfig) -> None:
     for name in ("eval_freq", "eval_episodes", "save_freq"):
         if getattr(config, name) < 0:
             raise ConfigError(f"--{name.replace('_', '-')} must not be negative")
+    if config.init_parts not in TRANSFER_PARTS:
+        raise ConfigError(f"--init-parts must be one of {', '.join(TRANSFER_PARTS)}, got {config.init_parts!r}")
+    if config.init_from is not None:
+        resolve_model_path(config.init_from)  # a RunError now, before a run folder is made, if it is not there
 
 
 def _raw_hyperparams(config: TrainConfig) -> dict[str, Any]:
@@ -202,6 +211,8 @@ def _fresh_plan(config: TrainConfig) -> _Plan:
         "command": config.command,
         "versions": versions(),
     }
+    if config.init_from is not None:
+        record.update(init_from=str(config.init_from), init_parts=config.init_parts)
     return _Plan(run_dir, record, kwargs, settings, vec_env)
 
 
@@ -291,6 +302,11 @@ def _build_model(plan: _Plan, venv: VecEnv, device: str) -> BaseAlgorithm:
     if noise is not None:
         kwargs["action_noise"] = noise
     model = make_agent(c["algo"], venv, {**kwargs, "device": device, "verbose": 0})
+    if c.get("init_from"):
+        try:
+            transfer_policy(load_agent(c["init_from"], device=device), model, venv, c.get("init_parts", "all"))
+        except ValueError as e:  # policies built differently: the user's choice of runs
+            raise ConfigError(str(e)) from None
     # The off-policy warm-up draws from the action space: seed it, so a seed gives the same run. (SB3's own seed=
     # would also reseed the envs, overriding agents.seeds' scheme of one course sequence per training env.)
     model.action_space.seed(c["seed"])
@@ -404,6 +420,8 @@ def train(config: TrainConfig) -> TrainResult:
     """Train (or, with ``config.resume``, continue) a run; see the module docstring. Returns when the budget
     is spent or at Ctrl-C, the model saved either way."""
     torch.set_num_threads(config.torch_threads)
+    if config.resume and config.init_from:
+        raise ConfigError("--init-from starts a new run and --resume continues one: give one of them")
     plan = _resume_plan(config) if config.resume else _fresh_plan(config)
     write_config(plan.run_dir, plan.config)
     set_random_seed(plan.config["seed"])

@@ -31,6 +31,7 @@ EXAMPLES = """examples:
   python scripts/bench.py compression-search       # AMC pruning and HAQ quantization: RL against fixed rules
   python scripts/bench.py ensemble-agents          # five ski agents alone and as one, on green and blue
   python scripts/bench.py ensemble-combine         # RL selection, Caruana, stacking... on digits and MNIST-1D
+  python scripts/bench.py transfer-curriculum      # green-to-blue transfer against blue from scratch, 5 seeds
 """
 
 
@@ -451,6 +452,40 @@ def _run_ensemble_combine(args: argparse.Namespace) -> int:
     return _print_report(result.to_markdown(), written, args)
 
 
+def _add_transfer_curriculum(subparsers: argparse._SubParsersAction) -> None:
+    from agents.benchmarks.transfer_curriculum import CONDITIONS, CurriculumConfig
+
+    defaults = CurriculumConfig()
+    parser = subparsers.add_parser(
+        "transfer-curriculum",
+        help="green-to-blue transfer against training on blue from scratch: steps to a clean-run rate",
+        description="Start PPO on the blue slope from each seed's green teacher (its whole policy, or its hidden "
+        "layers only) or from scratch, train with the same recipe and budget, and report the steps to the target "
+        "clean-run rate on held-out blue courses and the learning curves. Trains the green teachers first when "
+        "runs/compression/teachers lacks them.",
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=list(defaults.seeds), help="seeds")
+    parser.add_argument(
+        "--conditions", nargs="+", choices=CONDITIONS, default=list(defaults.conditions), help="starting points"
+    )
+    parser.add_argument("--budget", type=positive_int, default=defaults.budget, help="blue steps per run at most")
+    _add_report_arguments(parser)
+    parser.set_defaults(func=_run_transfer_curriculum)
+
+
+def _run_transfer_curriculum(args: argparse.Namespace) -> int:
+    from agents.benchmarks.transfer_curriculum import CurriculumConfig, run_curriculum, write_curriculum_report
+
+    config = CurriculumConfig(
+        seeds=tuple(dict.fromkeys(args.seeds)), conditions=tuple(dict.fromkeys(args.conditions)), budget=args.budget
+    )
+    result = run_curriculum(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
+    written = write_curriculum_report(result, args.out, None if args.no_readme else args.readme)
+    return _print_report(result.to_markdown(), written, args)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_ski,
     _add_baselines,
@@ -462,6 +497,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_compression_search,
     _add_ensemble_agents,
     _add_ensemble_combine,
+    _add_transfer_curriculum,
 ]
 
 

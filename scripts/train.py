@@ -12,6 +12,7 @@ from agents.cli import OneLineParser, non_negative_int, positive_int
 from agents.hyperparams import HyperparamsError, parse_key_values
 from agents.runs import RUNS_ROOT, RunError
 from agents.training import ConfigError, TrainConfig, train
+from agents.transfer import TRANSFER_PARTS
 from agents.vec_env import VEC_ENV_KINDS
 
 EXAMPLES = """\
@@ -21,6 +22,7 @@ examples:
   python scripts/train.py --algo dqn --env trendgym/Ski-v0 --hyperparams learning_rate:1e-4 batch_size:256
   python scripts/train.py --algo sac --env trendgym/SkiContinuous-v0 --n-envs 8 --seed 3
   python scripts/train.py --resume runs/ppo/Ski-v0_1 --timesteps 4e6     # continue a run (or Ctrl-C'd one)
+  python scripts/train.py --env-kwargs slope:blue --init-from runs/ppo/Ski-v0_1   # green skier starts on blue
 
 then:
   tensorboard --logdir runs
@@ -57,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-freq", type=positive_int, default=200_000, help="timesteps between checkpoints")
     p.add_argument("--no-eval", action="store_true", help="no validation during training")
     p.add_argument("--resume", metavar="RUN_OR_ZIP", help="continue a run folder or a model zip of one")
+    start = p.add_argument_group("transfer (a new run that starts from a trained agent)")
+    start.add_argument("--init-from", metavar="RUN_OR_ZIP", help="start from this trained agent's policy")
+    start.add_argument(
+        "--init-parts", choices=TRANSFER_PARTS, default="all", help="all: the whole policy; body: its hidden layers"
+    )
     p.add_argument(
         "--vec-env", choices=VEC_ENV_KINDS, help="how envs are vectorised (default: native, if the env has one)"
     )
@@ -82,6 +89,8 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> TrainConfig:
         vec_env=args.vec_env,
         device=args.device,
         resume=args.resume,
+        init_from=args.init_from,
+        init_parts=args.init_parts,
         verbose=0 if args.quiet else 2 if args.verbose else 1,
         command=shlex.join(["python", "scripts/train.py", *argv]),
     )

@@ -21,7 +21,7 @@ import envs  # noqa: F401
 from agents import seeds
 from agents.baselines import RandomPolicy
 from agents.runs import load_agent, read_config
-from agents.training import TrainConfig, train
+from agents.training import ConfigError, TrainConfig, train
 from agents.vec_env import make_vec_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -270,3 +270,31 @@ def test_maskableppo_trains_on_the_ski_env_with_its_action_masks(tmp_path):
     )
     result = train(config)
     assert result.num_timesteps >= 1024 and (result.run_dir / "model.zip").exists()
+
+
+def test_a_new_run_can_start_from_a_trained_agent(trained_run, tmp_path):
+    """--init-from: the new agent starts with the trained policy (all of it, or its hidden layers only) and the
+    trained run's observation statistics, and its config.yml says where it came from."""
+    source = load_agent(trained_run)
+    for parts in ("all", "body"):
+        config = TrainConfig(
+            env_kwargs={"slope": "blue"}, timesteps=1, n_envs=1, eval_freq=0, save_freq=0, verbose=0, n_frames=0,
+            tensorboard_log=tmp_path / parts, init_from=str(trained_run), init_parts=parts,
+            hyperparams=["n_steps:8", "batch_size:8", "learning_rate:0.0"],
+        )  # fmt: skip
+        result = train(config)
+        ours, theirs = result.model.policy.state_dict(), source.model.policy.state_dict()
+        assert all((ours[k] == theirs[k]).all() for k in ours if k.startswith("mlp_extractor."))
+        heads_equal = all((ours[k] == theirs[k]).all() for k in ours if k.startswith("action_net."))
+        assert heads_equal == (parts == "all")
+        assert read_config(result.run_dir)["init_from"] == str(trained_run)
+
+
+def test_init_from_refuses_a_differently_built_policy_and_resume_together(trained_run, tmp_path):
+    base = dict(timesteps=1, n_envs=1, eval_freq=0, save_freq=0, verbose=0, n_frames=0, tensorboard_log=tmp_path)
+    base["hyperparams"] = ["n_steps:8", "batch_size:8"]
+    with pytest.raises(ConfigError, match="differently shaped policy"):
+        arch = {**base, "hyperparams": [*base["hyperparams"], "policy_kwargs:dict(net_arch=[8])"]}
+        train(TrainConfig(**arch, init_from=str(trained_run)))
+    with pytest.raises(ConfigError, match="give one of them"):
+        train(TrainConfig(**base, init_from=str(trained_run), resume=str(trained_run)))

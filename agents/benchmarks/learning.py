@@ -358,9 +358,13 @@ class TargetCallback(BaseCallback):
         return line
 
 
-def build_model(task: LearningTask, seed: int) -> tuple[BaseAlgorithm, VecEnv]:
+Initialise = Callable[[BaseAlgorithm, VecEnv], object]  # e.g. transfer a trained agent's weights into the new one
+
+
+def build_model(task: LearningTask, seed: int, init: Initialise | None = None) -> tuple[BaseAlgorithm, VecEnv]:
     """The training env and PPO exactly as ``train.py`` builds them (same vec env, seeds, normalisation,
-    hyper-parameters), with the task's budget as the schedules' horizon and nothing logged."""
+    hyper-parameters), with the task's budget as the schedules' horizon and nothing logged; ``init`` then
+    prepares the new model (a transfer of weights) before any step."""
     kwargs, settings = resolve({**task.hyperparams, "n_timesteps": task.budget}, "ppo")
     set_random_seed(seed)
     venv: VecEnv = make_vec_env(task.env_id, settings.n_envs, seed, task.env_kwargs, kind=task.vec_env)  # type: ignore[arg-type]
@@ -368,16 +372,21 @@ def build_model(task: LearningTask, seed: int) -> tuple[BaseAlgorithm, VecEnv]:
         venv = VecNormalize(venv, **{"gamma": kwargs.get("gamma", 0.99), **settings.normalize})
     model = make_agent("ppo", venv, {**kwargs, "device": "cpu", "verbose": 0})
     model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default logger makes a folder per run
+    if init is not None:
+        init(model, venv)
     return model, venv
 
 
-def train_to_target(task: LearningTask, seed: int, progress: Progress | None = None) -> SeedRun:
-    """Train one seed of ``task`` until its target or its budget; see the module docstring."""
+def train_to_target(
+    task: LearningTask, seed: int, progress: Progress | None = None, init: Initialise | None = None
+) -> SeedRun:
+    """Train one seed of ``task`` until its target or its budget; see the module docstring. ``init`` prepares the
+    new model before training (see :func:`build_model`)."""
     if not 0 <= seed < MAX_TRAIN_SEED:
         raise ValueError(f"seed must be in 0..{MAX_TRAIN_SEED - 1} (higher seeds are validation courses)")
     run = SeedRun(task.name, seed, task.budget)
     started = time.perf_counter()
-    model, venv = build_model(task, seed)
+    model, venv = build_model(task, seed, init)
     callback = TargetCallback(task, run, started, progress)
     try:
         model.learn(task.budget, callback=callback)
