@@ -170,9 +170,29 @@ def test_onnx_export_takes_raw_observations_and_acts_as_the_policy(saved_run, ob
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_onnx_export_refuses_int8_and_names_the_extra_when_onnx_is_missing(agent, tmp_path, monkeypatch):
-    with pytest.raises(ValueError, match="only fp32"):
-        export_onnx(compress_policy(agent, "int8"), tmp_path / "int8.onnx")
+def test_an_int8_onnx_export_is_smaller_and_acts_like_the_int8_policy(saved_run, observations, tmp_path):
+    pytest.importorskip("onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    agent = load_agent(saved_run, device="cpu")
+    fp32, int8 = (
+        export_onnx(agent, tmp_path / "fp32.onnx"),
+        export_onnx(compress_policy(agent, "int8"), tmp_path / "int8.onnx"),
+    )
+    assert int8.stat().st_size < fp32.stat().st_size
+    session = onnxruntime.InferenceSession(str(int8), providers=["CPUExecutionProvider"])
+    (outputs,) = session.run(None, {"observation": observations.astype(np.float32)})
+    policy = compress_policy(agent, "fp32")
+    expected, _ = policy.predict(observations)
+    space = policy.action_space
+    acted = (
+        outputs.argmax(axis=1) if isinstance(space, gym.spaces.Discrete) else np.clip(outputs, space.low, space.high)
+    )
+    assert action_agreement(acted, expected, space) >= 0.9
+
+
+def test_onnx_export_refuses_fp16_and_names_the_extra_when_onnx_is_missing(agent, tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="only fp32 or int8"):
+        export_onnx(compress_policy(agent, "fp16"), tmp_path / "fp16.onnx")
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(RuntimeError, match=r"trendgym\[export\]"):
         export_onnx(agent, tmp_path / "policy.onnx")

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import copy
 import io
+import logging
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +52,7 @@ FORMAT_NOTES = {
     "int8": "int8 dynamic linear layers",
 }
 QUANTIZERS = {"fp16": to_float16, "int8": to_int8_dynamic}
-ONNX_FORMATS = ("fp32",)  # see export_onnx: torch exports neither int8 dynamic layers nor float16 storage
+ONNX_FORMATS = ("fp32", "int8")  # see export_onnx: int8 through onnxruntime's quantizer; no float16 storage
 ONNX_OPSET = 17  # supported by every onnxruntime since 1.15
 EXPORT_HINT = "pip install trendgym[export]"  # the extra that brings onnx and onnxruntime
 BOX_AGREEMENT_TOLERANCE = 0.05  # Box actions "agree" when within 5% of the action range on every dimension
@@ -286,18 +288,33 @@ def export_onnx(policy: CompressedPolicy | AgentLike, path: str | Path) -> Path:
     float32 observations (input ``observation``, any batch size) to logits or action means (output ``action``):
     take the argmax of the logits (``Discrete``), or clip the mean to the action space (``Box``), to act.
 
-    Only fp32 policies export. torch's exporters have no translation for int8 dynamic linear layers, and they fold
-    float16 weights cast up to float32 into float32 constants, so an "fp16" file would be an fp32 one. ONNX has its
-    own tools for both: ``onnxruntime.quantization.quantize_dynamic`` (int8) and ``onnxconverter_common.float16``
-    applied to the fp32 file.
+    fp32 is torch's export of the actor; int8 is that file quantized by ONNX Runtime's own dynamic quantizer
+    (``onnxruntime.quantization.quantize_dynamic``, int8 weights of the matrix products, activations quantized at
+    run time: the scheme torch's int8 policy uses), since torch's exporters have no translation for its int8
+    dynamic layers. fp16 is refused: torch folds float16 weights cast up to float32 into float32 constants, so the
+    file would be an fp32 one (``onnxconverter_common.float16`` converts an fp32 file).
     """
     policy = _as_policy(policy)
     if policy.format not in ONNX_FORMATS:
         raise ValueError(
-            f"cannot export a {policy.format} policy to ONNX, only fp32; export fp32 and convert the file with "
-            "onnxruntime.quantization.quantize_dynamic (int8) or onnxconverter_common.float16 (fp16)"
+            f"cannot export a {policy.format} policy to ONNX, only {' or '.join(ONNX_FORMATS)}; convert the fp32 "
+            "file with onnxconverter_common.float16 for fp16"
         )
     _require_onnx()
+    model = _torch_export(policy if policy.format == "fp32" else _fp32_of(policy))
+    if policy.format == "int8":
+        model = _quantize_int8(model)
+    path = Path(path)
+    atomic_write(path, lambda f: f.write(model))
+    return path
+
+
+def _fp32_of(policy: CompressedPolicy) -> CompressedPolicy:
+    """The float32 actor a compressed policy was made from (the agent's own, shared)."""
+    return CompressedPolicy(policy_module(policy.policy).eval(), "fp32", policy.policy, policy.vecnormalize)
+
+
+def _torch_export(policy: CompressedPolicy) -> bytes:
     network = NormalizedActor(policy.actor, policy.vecnormalize).eval()
     sample = torch.zeros((1, *policy.observation_space.shape), dtype=torch.float32)
     buffer = io.BytesIO()
@@ -314,6 +331,22 @@ def export_onnx(policy: CompressedPolicy | AgentLike, path: str | Path) -> Path:
             dynamic_axes={"observation": {0: "batch"}, "action": {0: "batch"}},
             opset_version=ONNX_OPSET,
         )
-    path = Path(path)
-    atomic_write(path, lambda f: f.write(buffer.getvalue()))
-    return path
+    return buffer.getvalue()
+
+
+def _quantize_int8(model: bytes) -> bytes:
+    """``model`` with its matrix products' weights in int8, by ONNX Runtime's dynamic quantizer (which reads and
+    writes files)."""
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError:
+        raise RuntimeError(f"an int8 ONNX export needs onnxruntime: {EXPORT_HINT}") from None
+    with tempfile.TemporaryDirectory() as folder:
+        source, target = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
+        source.write_bytes(model)
+        logging.disable(logging.WARNING)  # its advice to "run pre-processing" is for image models, not an MLP
+        try:
+            quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+        finally:
+            logging.disable(logging.NOTSET)
+        return target.read_bytes()
