@@ -32,6 +32,7 @@ EXAMPLES = """examples:
   python scripts/bench.py ensemble-agents          # five ski agents alone and as one, on green and blue
   python scripts/bench.py ensemble-combine         # RL selection, Caruana, stacking... on digits and MNIST-1D
   python scripts/bench.py transfer-curriculum      # green-to-blue transfer against blue from scratch, 5 seeds
+  python scripts/bench.py transfer-labels          # pre-trained encoders against scratch at few labels, 5 seeds
 """
 
 
@@ -486,6 +487,34 @@ def _run_transfer_curriculum(args: argparse.Namespace) -> int:
     return _print_report(result.to_markdown(), written, args)
 
 
+def _add_transfer_labels(subparsers: argparse._SubParsersAction) -> None:
+    from agents.benchmarks.transfer_labels import TransferBenchConfig
+
+    defaults = TransferBenchConfig()
+    parser = subparsers.add_parser(
+        "transfer-labels",
+        help="supervised and self-supervised pre-training against scratch at 1%%, 5%%, 10%%, 100%% of the labels",
+        description="Pre-train an encoder on classes 0-4 (supervised) or on every unlabelled input (contrastive), "
+        "then train on classes 5-9 with a fraction of their labels (linear probe or fine-tune), against the same "
+        "network from scratch and a frozen random encoder; test accuracy over seeds, digits and MNIST-1D.",
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--datasets", nargs="+", choices=["digits", "mnist1d"], default=list(defaults.datasets))
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=list(defaults.seeds), help="seeds")
+    _add_report_arguments(parser)
+    parser.set_defaults(func=_run_transfer_labels)
+
+
+def _run_transfer_labels(args: argparse.Namespace) -> int:
+    from agents.benchmarks.transfer_labels import TransferBenchConfig, run_transfer_bench, write_transfer_bench_report
+
+    config = TransferBenchConfig(datasets=tuple(dict.fromkeys(args.datasets)), seeds=tuple(dict.fromkeys(args.seeds)))
+    result = run_transfer_bench(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
+    written = write_transfer_bench_report(result, args.out, None if args.no_readme else args.readme)
+    return _print_report(result.to_markdown(), written, args)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_ski,
     _add_baselines,
@@ -498,6 +527,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_ensemble_agents,
     _add_ensemble_combine,
     _add_transfer_curriculum,
+    _add_transfer_labels,
 ]
 
 
