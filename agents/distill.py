@@ -140,7 +140,7 @@ def _is_actor_critic(teacher: Any) -> bool:
     return isinstance(policy, ActorCriticPolicy) and not hasattr(policy, "lstm_actor")
 
 
-def _make_student(teacher: Any, env: Any, config: PolicyDistillConfig) -> BaseAlgorithm:
+def make_student(teacher: Any, env: Any, config: PolicyDistillConfig) -> BaseAlgorithm:
     """An untrained SB3 model of the teacher's class (or ``student_algo``) with the small ``net_arch``."""
     arch = list(config.student_net_arch)
     if _is_actor_critic(teacher):
@@ -221,7 +221,7 @@ def _rollout(
     return np.stack(states), returns
 
 
-def _train_student(
+def train_student(
     student: BaseAlgorithm,
     optimizer: torch.optim.Optimizer,
     states: torch.Tensor,
@@ -270,7 +270,7 @@ def distill_policy(
     try:
         if not isinstance(env.action_space, spaces.Discrete | spaces.Box):
             raise ValueError(f"policy distillation handles Discrete and Box actions, not {env.action_space}")
-        student = _make_student(teacher, env, config)
+        student = make_student(teacher, env, config)
         optimizer = torch.optim.Adam(student.policy.parameters(), lr=config.learning_rate)
         generator = torch.Generator().manual_seed(config.seed)
         rng = np.random.default_rng(config.seed)
@@ -284,7 +284,7 @@ def distill_policy(
             states_D.append(torch.as_tensor(states_i))
             targets_D.append(_teacher_targets(teacher, states_i, env.action_space))
             D = torch.cat(states_D), torch.cat(targets_D)
-            loss = _train_student(student, optimizer, *D, config, soft, generator)
+            loss = train_student(student, optimizer, *D, config, soft, generator)
             history.append(IterationStats(i + 1, beta_i, len(D[0]), loss, returns))
     finally:
         env.close()

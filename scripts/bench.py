@@ -33,6 +33,7 @@ EXAMPLES = """examples:
   python scripts/bench.py ensemble-combine         # RL selection, Caruana, stacking... on digits and MNIST-1D
   python scripts/bench.py transfer-curriculum      # green-to-blue transfer against blue from scratch, 5 seeds
   python scripts/bench.py transfer-labels          # pre-trained encoders against scratch at few labels, 5 seeds
+  python scripts/bench.py imitation                # GAIL and behaviour cloning against the number of demos
 """
 
 
@@ -515,6 +516,41 @@ def _run_transfer_labels(args: argparse.Namespace) -> int:
     return _print_report(result.to_markdown(), written, args)
 
 
+def _add_imitation(subparsers: argparse._SubParsersAction) -> None:
+    from agents.benchmarks.imitation import ImitationBenchConfig
+
+    defaults = ImitationBenchConfig()
+    parser = subparsers.add_parser(
+        "imitation",
+        help="GAIL and behaviour cloning against the number of expert demonstrations, on the green slope",
+        description="Record the heuristic skier's demonstrations, train GAIL (PPO on the discriminator's reward) "
+        "and behaviour cloning from the first n of them, and score both on unseen courses as a fraction of the "
+        "expert's return above a random policy's.",
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=list(defaults.seeds), help="seeds")
+    parser.add_argument(
+        "--demos", type=positive_int, nargs="+", default=list(defaults.demo_episodes), help="demonstration counts"
+    )
+    parser.add_argument("--timesteps", type=positive_int, default=defaults.gail_timesteps, help="GAIL agent steps")
+    _add_report_arguments(parser)
+    parser.set_defaults(func=_run_imitation)
+
+
+def _run_imitation(args: argparse.Namespace) -> int:
+    from agents.benchmarks.imitation import ImitationBenchConfig, run_imitation_bench, write_imitation_bench_report
+
+    config = ImitationBenchConfig(
+        seeds=tuple(dict.fromkeys(args.seeds)),
+        demo_episodes=tuple(sorted(set(args.demos))),
+        gail_timesteps=args.timesteps,
+    )
+    result = run_imitation_bench(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
+    written = write_imitation_bench_report(result, args.out, None if args.no_readme else args.readme)
+    return _print_report(result.to_markdown(), written, args)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_ski,
     _add_baselines,
@@ -528,6 +564,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_ensemble_combine,
     _add_transfer_curriculum,
     _add_transfer_labels,
+    _add_imitation,
 ]
 
 
