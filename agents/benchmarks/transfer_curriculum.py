@@ -34,7 +34,7 @@ class CurriculumConfig:
     conditions: tuple[str, ...] = CONDITIONS
     slope: str = "blue"
     target: float = 0.4  # clean-run rate on the validation courses
-    budget: int = 1_000_000  # blue steps per run at most
+    budget: int = 600_000  # blue steps per run at most
     eval_every: int = 200_000
     eval_episodes: int = 30
     test_episodes: int = 50
