@@ -1,4 +1,4 @@
-"""GAIL and behaviour cloning (agents.gail): the agent's reward is the discriminator's, the discriminator learns,
+"""GAIL and behaviour cloning (agents.imitation): the agent's reward is the discriminator's, the discriminator learns,
 the reward swap keeps the env's reward for logging, BC imitates, and a tiny GAIL run goes end to end."""
 
 import dataclasses
@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from agents.baselines import HeuristicSkier, RandomPolicy
 from agents.evaluation import evaluate, make_env
-from agents.gail import (
+from agents.imitation import (
     Demonstrations,
     GailConfig,
     GailRewardVecEnv,

@@ -23,7 +23,7 @@ from typing import Any
 from agents.baselines import HeuristicSkier, RandomPolicy
 from agents.benchmarks.report import format_machine, machine_info, markdown_table, publish
 from agents.evaluation import EvaluationResult, Policy, evaluate, make_env
-from agents.gail import GailConfig, behaviour_cloning, collect_demonstrations, train_gail
+from agents.imitation import GailConfig, behaviour_cloning, collect_demonstrations, train_gail
 from agents.seeds import test_seeds
 
 BENCH_NAME = "imitation"
