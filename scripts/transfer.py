@@ -6,6 +6,7 @@ Examples:
   python scripts/transfer.py labels --dataset digits --pretraining supervised --mode linear_probe --fraction 0.01
   python scripts/transfer.py labels --dataset digits --pretraining none --mode linear_probe   # frozen random encoder
   python scripts/transfer.py labels --dataset mnist1d --seed 3 --out /tmp/transfer
+  python scripts/transfer.py curriculum --teacher runs/ppo/Ski-v0_1 --slope blue --budget 6e5   # green -> blue
 
 The target task is classes 5-9 of the dataset (relabelled 0-4), the source task classes 0-4. Each command prints
 its table and writes it as markdown and CSV under --out (default runs/transfer/reports). Pre-trained encoders are
@@ -22,7 +23,8 @@ import torch
 
 from agents.benchmarks.report import markdown_table
 from agents.benchmarks.transfer_labels import arm_name
-from agents.cli import HelpFormatter, examples_of, positive_float, run_subcommand, subcommand_parser
+from agents.cli import HelpFormatter, examples_of, positive_float, positive_int, run_subcommand, subcommand_parser
+from agents.runs import RunError
 from agents.tables import write_table
 from trends.transfer import DEFAULT_CACHE, MODES, PRETRAININGS, TransferResult, run_transfer
 from trends.transfer.finetune import check_arm
@@ -94,13 +96,58 @@ def _markdown(header: list[str], rows: list[list]) -> str:
     return markdown_table(header, [[str(cell) for cell in row] for row in rows])
 
 
+def _add_curriculum(subparsers: argparse._SubParsersAction) -> None:
+    from agents.benchmarks.transfer_curriculum import CONDITIONS, CurriculumConfig
+
+    defaults = CurriculumConfig()
+    parser = subparsers.add_parser(
+        "curriculum",
+        help="a trained skier starts on a harder slope, against a skier that starts there from scratch",
+        description="Train PPO on --slope from the --teacher run's policy (all of it, or its hidden layers) and from "
+        "scratch, with the same recipe, budget and seed; report the steps to the target clean-run rate on held-out "
+        "courses and the learning curves.",
+        epilog=examples_of(__doc__),
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--teacher", type=Path, required=True, help="the trained run to start from")
+    parser.add_argument("--slope", choices=["blue", "black"], default="blue", help="the harder slope")
+    parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS), help="starts")
+    parser.add_argument("--budget", type=positive_int, default=defaults.budget, help="steps per run at most")
+    parser.add_argument("--target", type=_fraction, default=defaults.target, help="clean-run rate that counts")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
+    parser.set_defaults(handler=_run_curriculum)
+
+
+def _run_curriculum(args: argparse.Namespace) -> None:
+    from agents.benchmarks.transfer_curriculum import CurriculumConfig, run_curriculum
+    from agents.runs import resolve_model_path
+
+    resolve_model_path(args.teacher)  # a missing run is one line, before any training
+    config = CurriculumConfig(
+        seeds=tuple(dict.fromkeys(args.seeds)), conditions=tuple(dict.fromkeys(args.conditions)), slope=args.slope,
+        target=args.target, budget=args.budget, teacher=args.teacher,
+    )  # fmt: skip
+    result = run_curriculum(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
+    markdown = result.to_markdown()
+    print(markdown)
+    header = ["condition", "seed", "reached", "steps_to_target", "best_validation_clean_rate"]
+    rows = [
+        [condition, run["seed"], run["reached"], run["steps_to_target"], run["best"]["score"] if run["best"] else ""]
+        for condition, runs in result.runs.items()
+        for run in runs
+    ]
+    md, table = write_table(args.out, f"curriculum-{args.slope}", "Curriculum transfer", markdown, header, rows)
+    print(f"wrote {md} and {table}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    return subcommand_parser("transfer.py", __doc__, (_add_labels,))
+    return subcommand_parser("transfer.py", __doc__, (_add_labels, _add_curriculum))
 
 
 def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
-    return run_subcommand(build_parser(), argv, runtime_errors=(OSError,))
+    return run_subcommand(build_parser(), argv, runtime_errors=(RunError, OSError))
 
 
 if __name__ == "__main__":

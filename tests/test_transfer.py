@@ -161,3 +161,17 @@ def test_the_labels_command_prints_and_writes_the_run_against_scratch(tmp_path, 
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     code, _, err = run_main(transfer_script, argv, capsys)
     assert_one_line_error(code, err, 2, message)
+
+
+def test_curriculum_compares_a_transferred_skier_with_one_from_scratch(trained_run, tmp_path, capsys):
+    argv = ["curriculum", "--teacher", str(trained_run), "--budget", "4096", "--conditions", "scratch", "body"]
+    code, out, err = run_main(transfer_script, [*argv, "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert "| from scratch |" in out and "| from green, hidden layers only |" in out
+    rows = (tmp_path / "curriculum-blue.csv").read_text().splitlines()
+    assert rows[0].startswith("condition,seed,reached") and len(rows) == 3
+
+
+def test_curriculum_without_a_teacher_run_is_one_line(tmp_path, capsys):
+    code, _, err = run_main(transfer_script, ["curriculum", "--teacher", str(tmp_path / "none")], capsys)
+    assert_one_line_error(code, err, 1, "does not exist")

@@ -39,6 +39,7 @@ class CurriculumConfig:
     eval_episodes: int = 30
     test_episodes: int = 50
     teachers_root: Path = DEFAULT_ROOT
+    teacher: Path | None = None  # one trained run to start every seed from; None: the green teacher of each seed
 
 
 @dataclass
@@ -53,7 +54,9 @@ class CurriculumResult:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"config": {**asdict(self.config), "teachers_root": str(self.config.teachers_root)}, "runs": self.runs}
+        config = {**asdict(self.config), "teachers_root": str(self.config.teachers_root)}
+        config["teacher"] = None if self.config.teacher is None else str(self.config.teacher)
+        return {"config": config, "runs": self.runs}
 
 
 def run_curriculum(config: CurriculumConfig | None = None, progress: Progress | None = None) -> CurriculumResult:
@@ -65,7 +68,8 @@ def run_curriculum(config: CurriculumConfig | None = None, progress: Progress | 
     result = CurriculumResult(config)
     for seed in config.seeds:
         for condition in config.conditions:
-            init = None if condition == "scratch" else _from_teacher(ski_teacher(seed, config.teachers_root), condition)
+            teacher = config.teacher or ski_teacher(seed, config.teachers_root)
+            init = None if condition == "scratch" else _from_teacher(teacher, condition)
             run: SeedRun = train_to_target(task, seed, progress, init)
             result.runs.setdefault(condition, []).append(run.to_dict())
     return result
