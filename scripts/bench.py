@@ -34,6 +34,8 @@ EXAMPLES = """examples:
   python scripts/bench.py transfer-curriculum      # green-to-blue transfer against blue from scratch, 5 seeds
   python scripts/bench.py transfer-labels          # pre-trained encoders against scratch at few labels, 5 seeds
   python scripts/bench.py imitation                # GAIL and behaviour cloning against the number of demos
+  python scripts/bench.py gan-modes                # vanilla GAN against PacGAN on the ring and the grid
+  python scripts/bench.py gan-augment              # few digits labels with and without a conditional GAN's
 """
 
 
@@ -551,6 +553,64 @@ def _run_imitation(args: argparse.Namespace) -> int:
     return _print_report(result.to_markdown(), written, args)
 
 
+def _add_gan_modes(subparsers: argparse._SubParsersAction) -> None:
+    from agents.benchmarks.gan_modes import GanModesConfig
+
+    defaults = GanModesConfig()
+    parser = subparsers.add_parser(
+        "gan-modes",
+        help="mode collapse: the vanilla GAN against PacGAN on the 8-Gaussian ring and the 25-Gaussian grid",
+        description="Train the vanilla GAN and PacGAN (packed discriminator) on the 2-D mixtures over seeds and "
+        "report modes covered, the share of high-quality samples and the reverse KL to uniform mode weights.",
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=list(defaults.seeds), help="seeds")
+    parser.add_argument("--packs", type=positive_int, nargs="+", default=list(defaults.packs), help="1: vanilla")
+    _add_report_arguments(parser)
+    parser.set_defaults(func=_run_gan_modes)
+
+
+def _run_gan_modes(args: argparse.Namespace) -> int:
+    from agents.benchmarks.gan_modes import GanModesConfig, run_gan_modes, write_gan_modes_report
+
+    config = GanModesConfig(seeds=tuple(dict.fromkeys(args.seeds)), packs=tuple(dict.fromkeys(args.packs)))
+    result = run_gan_modes(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
+    written = write_gan_modes_report(result, args.out, None if args.no_readme else args.readme)
+    return _print_report(result.to_markdown(), written, args)
+
+
+def _add_gan_augment(subparsers: argparse._SubParsersAction) -> None:
+    from agents.benchmarks.gan_modes import GanAugmentConfig
+
+    defaults = GanAugmentConfig()
+    parser = subparsers.add_parser(
+        "gan-augment",
+        help="a classifier on few digits labels with and without a conditional GAN's samples",
+        description="Train a conditional GAN on a few labelled digits per class, add its samples to the same few "
+        "labels and compare the classifier's test accuracy with the real labels alone, over seeds.",
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=list(defaults.seeds), help="seeds")
+    parser.add_argument(
+        "--labels-per-class", type=positive_int, nargs="+", default=list(defaults.labels_per_class), help="real labels"
+    )
+    _add_report_arguments(parser)
+    parser.set_defaults(func=_run_gan_augment)
+
+
+def _run_gan_augment(args: argparse.Namespace) -> int:
+    from agents.benchmarks.gan_modes import GanAugmentConfig, run_gan_augment, write_gan_augment_report
+
+    config = GanAugmentConfig(
+        seeds=tuple(dict.fromkeys(args.seeds)), labels_per_class=tuple(dict.fromkeys(args.labels_per_class))
+    )
+    result = run_gan_augment(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
+    written = write_gan_augment_report(result, args.out, None if args.no_readme else args.readme)
+    return _print_report(result.to_markdown(), written, args)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_ski,
     _add_baselines,
@@ -565,6 +625,8 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_transfer_curriculum,
     _add_transfer_labels,
     _add_imitation,
+    _add_gan_modes,
+    _add_gan_augment,
 ]
 
 
