@@ -127,7 +127,7 @@ def _curves(result: CurriculumResult) -> str:
     for condition, runs in result.runs.items():
         cells = []
         for step in points:
-            values = [_score_at(r["curve"], step) for r in runs]
+            values = [_score_at(r["curve"], step + c.eval_every // 2) for r in runs]
             values = [v for v in values if v is not None]
             cells.append(f"{statistics.fmean(values):.0%}" if values else "-")
         rows.append([LABELS[condition], *cells])
@@ -135,7 +135,8 @@ def _curves(result: CurriculumResult) -> str:
 
 
 def _score_at(curve: list[dict[str, Any]], step: int) -> float | None:
-    before = [point["score"] for point in curve if point["steps"] <= step + 1]
+    """The last validation score at or before ``step`` (validations fall just after each rollout boundary)."""
+    before = [point["score"] for point in curve if point["steps"] <= step]
     return before[-1] if before else None
 
 
