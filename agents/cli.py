@@ -84,6 +84,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def share(text: str) -> float:
+    """A share of a whole in (0, 1]: ``--target-flops 0.5`` keeps half, ``--fraction 0.05`` 5%."""
+    value = positive_float(text)
+    if value > 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share in (0, 1], got {text!r}")
+    return value
+
+
 def examples_of(doc: str) -> str:
     """The ``Examples:`` part of a script's docstring, as its ``--help`` epilog."""
     return "examples:" + doc.split("Examples:")[1]

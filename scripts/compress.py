@@ -35,20 +35,13 @@ from agents.cli import (
     positive_float,
     positive_int,
     run_subcommand,
+    share,
     subcommand_parser,
 )
 from agents.compression.report import Report
 from agents.runs import RunError
 
 DEFAULT_OUT = Path("runs") / "compression" / "reports"
-
-
-def _share(text: str) -> float:
-    """A share of the original in (0, 1]: ``--target-flops 0.5`` keeps half."""
-    value = positive_float(text)
-    if value > 1.0:
-        raise argparse.ArgumentTypeError(f"expected a share in (0, 1], got {text!r}")
-    return value
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -71,8 +64,8 @@ def _add_prune(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", choices=list(ZOO), default="mnist1d-cnn", help="the trained network")
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--target-flops", type=_share, help="share of the FLOPs to keep (default 0.5)")
-    budget.add_argument("--target-params", type=_share, help="share of the parameters to keep instead")
+    budget.add_argument("--target-flops", type=share, help="share of the FLOPs to keep (default 0.5)")
+    budget.add_argument("--target-params", type=share, help="share of the parameters to keep instead")
     parser.add_argument("--method", choices=METHODS, default="rl", help="who chooses the preserve ratios")
     parser.add_argument("--algo", choices=ALGOS, default="td3", help="the RL algorithm of --method rl")
     parser.add_argument("--episodes", type=positive_int, help="pruned networks tried by the search (default: its own)")
@@ -101,7 +94,7 @@ def _add_quantize(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--method", choices=METHODS, help="how the weights are quantized (default: rl for --model, int8 for --run)"
     )
-    parser.add_argument("--size-budget", type=_share, default=0.1, help="weight bytes allowed, share of float32 (rl)")
+    parser.add_argument("--size-budget", type=share, default=0.1, help="weight bytes allowed, share of float32 (rl)")
     parser.add_argument("--episodes", type=positive_int, help="bit-width choices the search tries (rl)")
     parser.add_argument("--eval-episodes", type=positive_int, default=50, help="unseen episodes to score an agent")
     parser.add_argument("--tensorboard-log", type=Path, help="write the search's episodes to TensorBoard here")

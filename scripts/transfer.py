@@ -23,7 +23,14 @@ import torch
 
 from agents.benchmarks.report import markdown_table
 from agents.benchmarks.transfer_labels import arm_name
-from agents.cli import HelpFormatter, examples_of, positive_float, positive_int, run_subcommand, subcommand_parser
+from agents.cli import (
+    HelpFormatter,
+    examples_of,
+    positive_int,
+    run_subcommand,
+    share,
+    subcommand_parser,
+)
 from agents.runs import RunError
 from agents.tables import write_table
 from trends.transfer import DEFAULT_CACHE, MODES, PRETRAININGS, TransferResult, run_transfer
@@ -31,14 +38,6 @@ from trends.transfer.finetune import check_arm
 
 DATASETS = ("digits", "mnist1d")
 DEFAULT_OUT = Path("runs") / "transfer" / "reports"
-
-
-def _fraction(text: str) -> float:
-    """A share of the target's training labels in (0, 1]: ``--fraction 0.05`` keeps 5%."""
-    value = positive_float(text)
-    if value > 1.0:
-        raise argparse.ArgumentTypeError(f"expected a share in (0, 1], got {text!r}")
-    return value
 
 
 def _add_labels(subparsers: argparse._SubParsersAction) -> None:
@@ -53,7 +52,7 @@ def _add_labels(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", choices=DATASETS, default="mnist1d", help="the dataset cut into the tasks")
     parser.add_argument("--pretraining", choices=[*PRETRAININGS, "none"], default="supervised", help="the encoder")
     parser.add_argument("--mode", choices=MODES, default="fine_tune", help="what learns on the target task")
-    parser.add_argument("--fraction", type=_fraction, default=0.05, help="share of the target's training labels")
+    parser.add_argument("--fraction", type=share, default=0.05, help="share of the target's training labels")
     parser.add_argument("--seed", type=int, default=0, help="label subsample, initial weights and pre-training")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where pre-trained encoders are cached")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
@@ -113,7 +112,7 @@ def _add_curriculum(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--slope", choices=["blue", "black"], default="blue", help="the harder slope")
     parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS), help="starts")
     parser.add_argument("--budget", type=positive_int, default=defaults.budget, help="steps per run at most")
-    parser.add_argument("--target", type=_fraction, default=defaults.target, help="clean-run rate that counts")
+    parser.add_argument("--target", type=share, default=defaults.target, help="clean-run rate that counts")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
     parser.set_defaults(handler=_run_curriculum)
