@@ -57,6 +57,17 @@ def _print_report(markdown: str, written: dict, args: argparse.Namespace) -> int
     return 0
 
 
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _run_and_report(run: Callable, write: Callable, config: object, args: argparse.Namespace) -> int:
+    """Run a benchmark with ``config``, progress on stderr, then write and print its report as every one does."""
+    result = run(config, progress=_progress)
+    written = write(result, args.out, None if args.no_readme else args.readme)
+    return _print_report(result.to_markdown(), written, args)
+
+
 def _add_ski(subparsers: argparse._SubParsersAction) -> None:
     from agents.benchmarks.ski_speed import SkiSpeedConfig
 
@@ -91,9 +102,7 @@ def _run_ski(args: argparse.Namespace) -> int:
         seed=args.seed,
         memory=not args.no_memory,
     )
-    result = run_ski_speed(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
-    written = write_ski_speed_report(result, args.out, None if args.no_readme else args.readme)
-    return _print_report(result.to_markdown(), written, args)
+    return _run_and_report(run_ski_speed, write_ski_speed_report, config, args)
 
 
 def _add_baselines(subparsers: argparse._SubParsersAction) -> None:
@@ -171,9 +180,7 @@ def _run_learning(args: argparse.Namespace) -> int:
 
     tasks = default_tasks(args.tasks, args.eval_every, args.eval_episodes, args.max_steps)
     config = LearningConfig(seeds=tuple(dict.fromkeys(args.seeds)), tasks=tuple(tasks))
-    result = run_learning(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
-    written = write_learning_report(result, args.out, None if args.no_readme else args.readme)
-    return _print_report(result.to_markdown(), written, args)
+    return _run_and_report(run_learning, write_learning_report, config, args)
 
 
 def _add_automl(subparsers: argparse._SubParsersAction) -> None:
@@ -200,9 +207,7 @@ def _run_automl(args: argparse.Namespace) -> int:
     from agents.benchmarks.automl_speed import AutomlSpeedConfig, run_automl_speed, write_automl_speed_report
 
     config = AutomlSpeedConfig(repeats=args.repeats, steps=args.steps, train_steps=args.train_steps, seed=args.seed)
-    result = run_automl_speed(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
-    written = write_automl_speed_report(result, args.out, None if args.no_readme else args.readme)
-    return _print_report(result.to_markdown(), written, args)
+    return _run_and_report(run_automl_speed, write_automl_speed_report, config, args)
 
 
 LR_CONTROL_EXAMPLES = """examples:
@@ -248,9 +253,7 @@ def _run_lr_control(args: argparse.Namespace) -> int:
         seed=args.seed,
         max_instances=args.max_instances,
     )
-    result = run_lr_control(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
-    written = write_lr_control_report(result, args.out, None if args.no_readme else args.readme)
-    return _print_report(result.to_markdown(), written, args)
+    return _run_and_report(run_lr_control, write_lr_control_report, config, args)
 
 
 COMPRESSION_DISTILL_EXAMPLES = """examples:
@@ -292,9 +295,7 @@ def _run_compression_distill(args: argparse.Namespace) -> int:
     config = DistillBenchConfig(
         seeds=tuple(dict.fromkeys(args.seeds)), eval_episodes=args.episodes, agents=not args.no_agents
     )
-    result = run_distill_bench(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
-    written = write_distill_bench_report(result, args.out, None if args.no_readme else args.readme)
-    return _print_report(result.to_markdown(), written, args)
+    return _run_and_report(run_distill_bench, write_distill_bench_report, config, args)
 
 
 def _add_compression_policies(subparsers: argparse._SubParsersAction) -> None:
@@ -326,9 +327,7 @@ def _run_compression_policies(args: argparse.Namespace) -> int:
     )
 
     config = CompressionPoliciesConfig(teacher_seeds=tuple(dict.fromkeys(args.seeds)), episodes=args.episodes)
-    result = run_compression_policies(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
-    written = write_compression_policies_report(result, args.out, None if args.no_readme else args.readme)
-    return _print_report(result.to_markdown(), written, args)
+    return _run_and_report(run_compression_policies, write_compression_policies_report, config, args)
 
 
 def _add_compression_search(subparsers: argparse._SubParsersAction) -> None:
@@ -378,9 +377,7 @@ def _run_compression_search(args: argparse.Namespace) -> int:
         quantize_models=tuple(dict.fromkeys(args.quantize_models)),
         rl_algos=tuple(dict.fromkeys(args.algos)),
     )
-    result = run_compression_search(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
-    written = write_compression_search_report(result, args.out, None if args.no_readme else args.readme)
-    return _print_report(result.to_markdown(), written, args)
+    return _run_and_report(run_compression_search, write_compression_search_report, config, args)
 
 
 def _add_ensemble_agents(subparsers: argparse._SubParsersAction) -> None:
@@ -412,9 +409,7 @@ def _run_ensemble_agents(args: argparse.Namespace) -> int:
     )
 
     config = EnsembleAgentsConfig(teacher_seeds=tuple(dict.fromkeys(args.seeds)), episodes=args.episodes)
-    result = run_ensemble_agents(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
-    written = write_ensemble_agents_report(result, args.out, None if args.no_readme else args.readme)
-    return _print_report(result.to_markdown(), written, args)
+    return _run_and_report(run_ensemble_agents, write_ensemble_agents_report, config, args)
 
 
 def _add_ensemble_combine(subparsers: argparse._SubParsersAction) -> None:
@@ -451,9 +446,7 @@ def _run_ensemble_combine(args: argparse.Namespace) -> int:
         seeds=tuple(dict.fromkeys(args.seeds)),
         rl_timesteps=args.rl_timesteps,
     )
-    result = run_ensemble_combine(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
-    written = write_ensemble_combine_report(result, args.out, None if args.no_readme else args.readme)
-    return _print_report(result.to_markdown(), written, args)
+    return _run_and_report(run_ensemble_combine, write_ensemble_combine_report, config, args)
 
 
 def _add_transfer_curriculum(subparsers: argparse._SubParsersAction) -> None:
@@ -485,9 +478,7 @@ def _run_transfer_curriculum(args: argparse.Namespace) -> int:
     config = CurriculumConfig(
         seeds=tuple(dict.fromkeys(args.seeds)), conditions=tuple(dict.fromkeys(args.conditions)), budget=args.budget
     )
-    result = run_curriculum(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
-    written = write_curriculum_report(result, args.out, None if args.no_readme else args.readme)
-    return _print_report(result.to_markdown(), written, args)
+    return _run_and_report(run_curriculum, write_curriculum_report, config, args)
 
 
 def _add_transfer_labels(subparsers: argparse._SubParsersAction) -> None:
@@ -513,9 +504,7 @@ def _run_transfer_labels(args: argparse.Namespace) -> int:
     from agents.benchmarks.transfer_labels import TransferBenchConfig, run_transfer_bench, write_transfer_bench_report
 
     config = TransferBenchConfig(datasets=tuple(dict.fromkeys(args.datasets)), seeds=tuple(dict.fromkeys(args.seeds)))
-    result = run_transfer_bench(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
-    written = write_transfer_bench_report(result, args.out, None if args.no_readme else args.readme)
-    return _print_report(result.to_markdown(), written, args)
+    return _run_and_report(run_transfer_bench, write_transfer_bench_report, config, args)
 
 
 def _add_imitation(subparsers: argparse._SubParsersAction) -> None:
@@ -548,9 +537,7 @@ def _run_imitation(args: argparse.Namespace) -> int:
         demo_episodes=tuple(sorted(set(args.demos))),
         gail_timesteps=args.timesteps,
     )
-    result = run_imitation_bench(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
-    written = write_imitation_bench_report(result, args.out, None if args.no_readme else args.readme)
-    return _print_report(result.to_markdown(), written, args)
+    return _run_and_report(run_imitation_bench, write_imitation_bench_report, config, args)
 
 
 def _add_gan_modes(subparsers: argparse._SubParsersAction) -> None:
@@ -575,9 +562,7 @@ def _run_gan_modes(args: argparse.Namespace) -> int:
     from agents.benchmarks.gan_modes import GanModesConfig, run_gan_modes, write_gan_modes_report
 
     config = GanModesConfig(seeds=tuple(dict.fromkeys(args.seeds)), packs=tuple(dict.fromkeys(args.packs)))
-    result = run_gan_modes(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
-    written = write_gan_modes_report(result, args.out, None if args.no_readme else args.readme)
-    return _print_report(result.to_markdown(), written, args)
+    return _run_and_report(run_gan_modes, write_gan_modes_report, config, args)
 
 
 def _add_gan_augment(subparsers: argparse._SubParsersAction) -> None:
@@ -606,9 +591,7 @@ def _run_gan_augment(args: argparse.Namespace) -> int:
     config = GanAugmentConfig(
         seeds=tuple(dict.fromkeys(args.seeds)), labels_per_class=tuple(dict.fromkeys(args.labels_per_class))
     )
-    result = run_gan_augment(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
-    written = write_gan_augment_report(result, args.out, None if args.no_readme else args.readme)
-    return _print_report(result.to_markdown(), written, args)
+    return _run_and_report(run_gan_augment, write_gan_augment_report, config, args)
 
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
