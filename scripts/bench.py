@@ -36,6 +36,7 @@ EXAMPLES = """examples:
   python scripts/bench.py imitation                # GAIL and behaviour cloning against the number of demos
   python scripts/bench.py gan-modes                # vanilla GAN against PacGAN on the ring and the grid
   python scripts/bench.py gan-augment              # few digits labels with and without a conditional GAN's
+  python scripts/bench.py pixel-transfer           # PPO on pixels from pre-trained encoders against scratch
 """
 
 
@@ -594,6 +595,41 @@ def _run_gan_augment(args: argparse.Namespace) -> int:
     return _run_and_report(run_gan_augment, write_gan_augment_report, config, args)
 
 
+def _add_pixel_transfer(subparsers: argparse._SubParsersAction) -> None:
+    from agents.benchmarks.pixel_transfer import CONDITIONS, PixelTransferConfig
+
+    defaults = PixelTransferConfig()
+    parser = subparsers.add_parser(
+        "pixel-transfer",
+        help="PPO on ski pixels with a CNN encoder pre-trained on frames (supervised or contrastive) vs scratch",
+        description="Pre-train a NatureCNN encoder on ski frames (regressing the state vector, or SimCLR), then "
+        "train PPO on pixels with it frozen or fine-tuned, against a CNN from scratch, for the same budget; "
+        "validation and test return and clean-run rate, and wall time.",
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=list(defaults.seeds), help="seeds")
+    parser.add_argument(
+        "--conditions", nargs="+", choices=CONDITIONS, default=list(defaults.conditions), help="encoders"
+    )
+    parser.add_argument("--budget", type=positive_int, default=defaults.budget, help="PPO steps per run")
+    _add_report_arguments(parser)
+    parser.set_defaults(func=_run_pixel_transfer)
+
+
+def _run_pixel_transfer(args: argparse.Namespace) -> int:
+    from agents.benchmarks.pixel_transfer import (
+        PixelTransferConfig,
+        run_pixel_transfer,
+        write_pixel_transfer_report,
+    )
+
+    config = PixelTransferConfig(
+        seeds=tuple(dict.fromkeys(args.seeds)), conditions=tuple(dict.fromkeys(args.conditions)), budget=args.budget
+    )
+    return _run_and_report(run_pixel_transfer, write_pixel_transfer_report, config, args)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_ski,
     _add_baselines,
@@ -610,6 +646,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_imitation,
     _add_gan_modes,
     _add_gan_augment,
+    _add_pixel_transfer,
 ]
 
 
