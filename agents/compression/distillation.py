@@ -17,9 +17,9 @@ from typing import Any
 
 from torch.utils.tensorboard import SummaryWriter
 
-from agents.compression.report import Report, measured_row
+from agents.compression.report import Report, Row, measured_row
 from agents.distill import DistilledPolicy, PolicyDistillConfig, distill_policy
-from agents.evaluation import EvaluationResult, Policy, evaluate
+from agents.evaluation import EvaluationResult, evaluate
 from agents.runs import RUNS_ROOT, LoadedAgent, load_agent, new_run_dir, write_config
 from agents.seeds import test_seeds
 from trends.compression.distill import DistillConfig, DistillResult, distill
@@ -181,7 +181,7 @@ def _env_of(agent: LoadedAgent) -> tuple[str, dict[str, Any]]:
     return env_id, dict(agent.config.get("env_kwargs") or {})
 
 
-def _agent_row(name: str, model: Any, evaluation: EvaluationResult, shape: tuple[int, ...], repeats: int) -> Any:
+def _agent_row(name: str, model: Any, evaluation: EvaluationResult, shape: tuple[int, ...], repeats: int) -> Row:
     """A report row of an agent: its actor's costs and its mean return (clean-run rate in the note, for ski)."""
     clean = evaluation.metric_means().get("clean")
     note = f"clean {clean:.0%}" if clean is not None else ""
@@ -225,7 +225,6 @@ __all__ = [
     "TEACHERS",
     "AgentDistillation",
     "ClassifierDistillation",
-    "Policy",
     "distill_agent",
     "distill_classifier",
     "student_spec",
