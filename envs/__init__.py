@@ -52,3 +52,7 @@ _register("trendgym/Quantization-v0", entry_point="envs.compression.quantization
 
 # Ensembles (issue 6): Caruana's ensemble selection as a decision process; episodes end by themselves.
 _register("trendgym/EnsembleWeighting-v0", entry_point="envs.ensemble.weighting_env:EnsembleWeightingEnv")
+
+# Feature engineering (issue 8): Khurana et al.'s transformation graph as a decision process; an episode ends at its
+# stop or when its transformation budget is spent.
+_register("trendgym/FeatureEngineering-v0", entry_point="envs.features.feature_env:FeatureEngineeringEnv")
