@@ -121,11 +121,36 @@ def test_valid_action_forms_are_accepted():
         ({"obs_type": "rgb"}, "obs_type must be 'vector' or 'pixels'"),
         ({"course_seed": -1}, "course_seed must be a non-negative integer"),
         ({"render_mode": "window"}, "render_mode must be one of"),
+        ({"frame_skip": 0}, "frame_skip must be a positive integer"),
+        ({"frame_skip": 2.0}, "frame_skip must be a positive integer"),
     ],
 )
 def test_bad_constructor_arguments_say_what_is_wrong(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         SkiEnv(**kwargs)
+
+
+def test_a_frame_skip_step_is_that_many_steps_with_the_rewards_added_up():
+    single, skipping = SkiEnv(), SkiEnv(frame_skip=4)
+    single.reset(seed=3)
+    obs, _ = skipping.reset(seed=3)
+    for action in [2, 0, 0, 5, 4, 2]:
+        rewards = [single.step(action)[1] for _ in range(4)]
+        obs, reward, *_ = skipping.step(action)
+        np.testing.assert_array_equal(obs, single._observation())
+        assert reward == pytest.approx(sum(rewards))
+    check_env(SkiEnv(frame_skip=4), skip_render_check=True)
+
+
+def test_a_frame_skip_episode_still_lasts_100_seconds_at_most():
+    env = gym.make("trendgym/Ski-v0", frame_skip=4)
+    env.reset(seed=0)
+    steps, truncated = 0, False
+    while not truncated:
+        _, _, terminated, truncated, info = env.step(5)  # brake: the skier never reaches the finish
+        steps += 1
+        assert not terminated
+    assert steps == 250 and info["time"] == pytest.approx(100.0)
 
 
 def test_step_before_reset_is_refused():

@@ -350,7 +350,11 @@ class TargetCallback(BaseCallback):
             self.progress(self._describe(checkpoint))
 
     def _describe(self, c: Checkpoint) -> str:
-        score = f"{c.score:.0%} clean" if self.task.metric == "clean" else f"return {c.score:.1f}"
+        score = (
+            f"{c.score:.0%} clean, return {c.mean_return:.1f}"
+            if self.task.metric == "clean"
+            else f"return {c.score:.1f}"
+        )
         line = f"{self.task.name} seed {self.run.seed}: {format_rate(c.steps)} steps, {c.wall_time:.1f} s, {score}"
         if self.reached and self.run.test is not None:
             test = self.run.test

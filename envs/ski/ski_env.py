@@ -51,6 +51,7 @@ def skier_action_masks(down: np.ndarray) -> np.ndarray:
 
 TRAIL_LENGTH = 600  # positions of ski tracks kept for drawing
 PIXEL_SIZE = 84  # side of the square image of obs_type="pixels"
+MAX_TIME = 100.0  # s of skiing an episode lasts at most, whatever the frame skip (TimeLimit: 1000 steps of DT)
 
 
 class SkiEnv(gym.Env):
@@ -130,7 +131,8 @@ class SkiEnv(gym.Env):
     ## Episode End
 
     * Termination: the skier crosses the finish line.
-    * Truncation: 1000 steps (100 s) by the ``TimeLimit`` given at registration.
+    * Truncation: 100 s of skiing: 1000 steps by the ``TimeLimit`` given at registration, or, with a frame skip,
+      by the env itself (1000 / ``frame_skip`` steps).
 
     ## Information
 
@@ -154,6 +156,10 @@ class SkiEnv(gym.Env):
       ``reset(options={"course_seed": k})`` picks a course for one episode.
     * ``obs_type``: ``"vector"`` or ``"pixels"``.
     * ``continuous``: Box actions instead of Discrete (what ``SkiContinuous-v0`` sets).
+    * ``frame_skip``: physics steps per env step (ALE's ``frameskip``): the action repeats, the rewards add up
+      and only the last state is observed (and, for pixels, rendered). Pixel agents use 4: a decision every
+      0.4 s still skis every green course cleanly (the heuristic skier does), and an episode needs a quarter of
+      the decisions and renders. The native vector env takes no frame skip.
 
     ## Version History
 
@@ -175,6 +181,7 @@ class SkiEnv(gym.Env):
         course_seed: int | None = None,
         obs_type: str = "vector",
         continuous: bool = False,
+        frame_skip: int = 1,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
@@ -182,6 +189,9 @@ class SkiEnv(gym.Env):
             raise ValueError(f"obs_type must be 'vector' or 'pixels', got {obs_type!r}")
         if course_seed is not None and (not isinstance(course_seed, (int, np.integer)) or course_seed < 0):
             raise ValueError(f"course_seed must be a non-negative integer or None, got {course_seed!r}")
+        if not isinstance(frame_skip, (int, np.integer)) or isinstance(frame_skip, bool) or frame_skip < 1:
+            raise ValueError(f"frame_skip must be a positive integer, got {frame_skip!r}")
+        self.frame_skip = int(frame_skip)
         self.render_mode = render_mode
         self.slope = get_slope(slope)
         self.course_seed = course_seed
@@ -203,6 +213,7 @@ class SkiEnv(gym.Env):
 
         self.course: Course | None = None
         self._state: physics.SkierState | None = None
+        self._physics_steps = 0  # of DT each, this episode
         self._tables: CourseTables | None = None
         self._gate_status: list[int] = []
         self._trail: deque[tuple[float, float]] = deque(maxlen=TRAIL_LENGTH)
@@ -217,6 +228,7 @@ class SkiEnv(gym.Env):
         self.course, x, heading = draw_episode(self.np_random, self.slope, course)
         self._tables = CourseTables(*(table.tolist() for table in padded_tables(self.course)))
         self._state = starting_state(x, heading)
+        self._physics_steps = 0
         self._gate_status = [0] * self.slope.n_gates
         self._trail.clear()
         self._trail.append((x, 0.0))
@@ -228,15 +240,23 @@ class SkiEnv(gym.Env):
         if self._state is None:
             raise gym.error.ResetNeeded("call reset() before step()")
         turn, brake = self._decode(action)
-        state = self._state
-        gate = state.gate_index
-        events = advance(state, turn, brake, self._tables, self._constants)
-        if events.passed or events.missed:
-            self._gate_status[gate] = 1 if events.passed else -1
-        self._trail.append((state.x, state.y))
+        state, reward = self._state, 0.0
+        for _ in range(self.frame_skip):
+            gate = state.gate_index
+            events = advance(state, turn, brake, self._tables, self._constants)
+            if events.passed or events.missed:
+                self._gate_status[gate] = 1 if events.passed else -1
+            self._trail.append((state.x, state.y))
+            reward += step_reward(events)
+            self._physics_steps += 1
+            if events.finished:
+                break
+        # The TimeLimit of the registration counts steps; with a frame skip a step is several of DT, so the env
+        # ends the episode itself at MAX_TIME (the same moment as the TimeLimit when frame_skip is 1).
+        truncated = not events.finished and self._physics_steps * DT >= MAX_TIME - 1e-9
         if self.render_mode == "human":
             self.render()
-        return self._observation(), step_reward(events), events.finished, False, self._info(events.finished)
+        return self._observation(), reward, events.finished, truncated, self._info(events.finished)
 
     def _decode(self, action: Any) -> tuple[float, float]:
         """Turn an action into (turn, brake), refusing anything outside the action space."""
