@@ -1,8 +1,10 @@
 """GAIL and behaviour cloning (agents.imitation): the agent's reward is the discriminator's, the discriminator learns,
-the reward swap keeps the env's reward for logging, BC imitates, and a tiny GAIL run goes end to end."""
+its gradient penalty and absorbing state do what DAC says, the reward swap keeps the env's reward for logging, BC
+imitates, and a tiny GAIL run goes end to end."""
 
 import dataclasses
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -22,6 +24,7 @@ from agents.imitation import (
     train_discriminator,
     train_gail,
 )
+from agents.imitation.discriminator import gradient_penalty, with_absorbing
 from agents.seeds import test_seeds as unseen_seeds  # not test_*: pytest would collect it
 from agents.vec_env import make_vec_env
 
@@ -53,6 +56,7 @@ def test_demonstrations_are_the_experts_episodes(expert_demos, spaces):
     assert expert_demos.observations.shape == (sum(expert_demos.episode_lengths), *spaces[0].shape)
     assert expert_demos.actions.shape == (len(expert_demos.observations),)
     assert expert_demos.n_episodes == 2 and min(expert_demos.episode_returns) > 160  # clean green runs
+    assert expert_demos.episode_terminated == [True, True] and expert_demos.n_terminated == 2  # at the finish
     first = expert_demos.first(1)
     assert len(first.observations) == expert_demos.episode_lengths[0]
     np.testing.assert_array_equal(first.actions, expert_demos.actions[: len(first.actions)])
@@ -69,6 +73,7 @@ def test_demonstrations_survive_a_save_and_load(expert_demos, tmp_path):
         expert_demos.episode_lengths,
     )
     assert (loaded.env_id, loaded.env_kwargs) == (ENV_ID, GREEN)
+    assert loaded.episode_terminated == expert_demos.episode_terminated
 
 
 @pytest.mark.parametrize("form", ["logit", "gail"])
@@ -94,6 +99,74 @@ def test_the_discriminator_learns_to_tell_expert_from_random_pairs(expert_demos,
     accuracy = ((d_expert > 0.5).mean() + (d_random < 0.5).mean()) / 2
     assert accuracy > 0.9, accuracy
     assert stats.loss < 2 * np.log(2)  # below the loss of a discriminator that cannot tell them apart
+
+
+def test_the_gradient_penalty_is_zero_for_unit_slopes_and_keeps_the_discriminator_smooth(expert_demos, spaces):
+    linear = make_discriminator(expert_demos, *spaces, hidden=())  # logit = w . x + b: its gradient is w everywhere
+    weight = linear.net[0].weight
+    with torch.no_grad():
+        weight.copy_(torch.randn_like(weight))
+    x_e, x_a = torch.randn(32, weight.shape[1]), torch.randn(32, weight.shape[1])
+    expected = (weight.norm() - 1) ** 2
+    torch.testing.assert_close(gradient_penalty(linear, x_e, x_a), expected)
+    with torch.no_grad():
+        weight.div_(weight.norm())
+    assert gradient_penalty(linear, x_e, x_a).item() < 1e-10
+
+    def trained_logits(penalty: float) -> torch.Tensor:
+        torch.manual_seed(0)
+        discriminator = make_discriminator(expert_demos, *spaces)
+        optimizer = torch.optim.Adam(discriminator.parameters(), lr=3e-3)
+        expert = (expert_demos.observations, expert_demos.actions)
+        agent = (expert_demos.observations, (expert_demos.actions + 1) % 6)  # the expert's states, other actions
+        train_discriminator(discriminator, optimizer, expert, agent, 30, 128, torch.Generator().manual_seed(0), penalty)
+        return discriminator(*expert).detach()
+
+    # Without the penalty the discriminator grows sure of itself; with it, its logits stay moderate.
+    assert trained_logits(10.0).abs().mean() < 0.5 * trained_logits(0.0).abs().mean()
+
+
+def test_the_absorbing_state_is_one_input_whatever_its_placeholder_values(expert_demos, spaces):
+    discriminator = make_discriminator(expert_demos, *spaces, absorbing=True)
+    obs, actions = expert_demos.observations[:5], expert_demos.actions[:5]
+    flags = np.ones(5, dtype=bool)
+    absorbing_logits = discriminator(obs, actions, flags).detach()
+    torch.testing.assert_close(absorbing_logits, absorbing_logits[:1].expand(5))
+    assert discriminator.absorbing_reward() == pytest.approx(absorbing_logits[0].item(), rel=1e-5)
+    assert not torch.allclose(discriminator(obs, actions).detach(), absorbing_logits)
+    pairs = with_absorbing((obs, actions), 2, spaces[1])
+    assert [len(x) for x in pairs] == [7, 7, 7] and pairs[2].tolist() == [False] * 5 + [True] * 2
+    with pytest.raises(ValueError):
+        make_discriminator(expert_demos, *spaces)(obs, actions, flags)  # made without an absorbing state
+
+
+class _Corridor(gym.Env):
+    """Three steps to the end of a corridor (a termination) unless the time limit of two steps comes first."""
+
+    observation_space = gym.spaces.Box(0.0, 3.0, (1,), dtype=np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.position = 0
+        return np.zeros(1, dtype=np.float32), {}
+
+    def step(self, action):
+        self.position += 1
+        return np.full(1, self.position, dtype=np.float32), 0.0, self.position == 3, False, {}
+
+
+@pytest.mark.parametrize("max_steps, bonus", [(3, 9.0 * 2.0), (2, 0.0)])
+def test_a_termination_earns_the_absorbing_states_discounted_reward_a_truncation_nothing(max_steps, bonus):
+    venv = DummyVecEnv([lambda: gym.wrappers.TimeLimit(_Corridor(), max_steps)])
+    wrapped = GailRewardVecEnv(venv, lambda o, a: np.ones(len(o)), absorbing_reward_fn=lambda: 2.0, gamma=0.9)
+    wrapped.reset()
+    rewards = [wrapped.step(np.zeros(1, dtype=np.int64))[1][0] for _ in range(max_steps)]
+    assert rewards == [1.0] * (max_steps - 1) + [1.0 + bonus]  # gamma / (1 - gamma) = 9 steps of 2.0
+    assert wrapped.terminations == (1 if bonus else 0)
+    _, _, pair_rewards = wrapped.pop_pairs()
+    assert pair_rewards.tolist() == [1.0] * max_steps and wrapped.terminations == 0
+    wrapped.close()
 
 
 def test_the_reward_wrapper_swaps_the_reward_and_keeps_the_true_one_in_info(spaces):
@@ -153,6 +226,7 @@ def test_bad_inputs_give_one_line_value_errors(expert_demos, spaces, tmp_path):
         lambda: GailConfig(reward_form="wasserstein"),
         lambda: GailConfig(disc_batch_size=0),
         lambda: GailConfig(bc_epochs=-1),
+        lambda: GailConfig(disc_grad_penalty=-1.0),
         lambda: gail_reward(torch.zeros(3), "wasserstein"),
         lambda: train_gail(expert_demos, ENV_ID, GREEN, timesteps=0),
         lambda: train_gail(wrong_shape, ENV_ID, GREEN, timesteps=64),

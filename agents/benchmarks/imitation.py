@@ -182,7 +182,13 @@ def _note(config: ImitationBenchConfig) -> str:
         f"290 state-action pairs. Behaviour cloning: a [64, 64] policy, {config.bc_epochs} epochs of cross-entropy "
         f"on the expert's actions. GAIL: PPO with the ski recipe (agents/hyperparams/ppo.yml, 32 native envs) for "
         f"{config.gail_timesteps:,} agent steps on the discriminator's reward ({gail.reward_form} form), the "
-        "discriminator (an MLP on the state and the one-hot action) trained after each rollout. BC needs no env "
+        "discriminator (an MLP on the state and the one-hot action"
+        + (", with DAC's absorbing state after the finish line" if gail.absorbing else "")
+        + (f" and a gradient penalty of {gail.disc_grad_penalty:g}" if gail.disc_grad_penalty > 0 else "")
+        + f") trained after each rollout ({gail.disc_epochs} {'pass' if gail.disc_epochs == 1 else 'passes'} over "
+        f"it, step size {gail.disc_learning_rate:g}; agents/imitation/gail.py says why). GAIL trains a stochastic "
+        "policy to match the expert's state-action distribution as it samples; its most probable action, taken "
+        "every step, is another policy, one that misses more gates and falls more. BC needs no env "
         "steps at all but only ever sees the expert's states, so one mistake takes it where it has no data; GAIL "
         "learns in its own states and needs the environment, which is what its budget buys. PPO on the env's own "
         "reward needs about 3M steps for ~80% clean runs (the learning benchmark)."

@@ -18,7 +18,6 @@ from agents.distill import PolicyDistillConfig, make_student, train_student
 from agents.evaluation import make_env
 from agents.imitation.demonstrations import Demonstrations, check_demonstrations
 
-REWARD_FORMS = ("logit", "gail")
 TORCH_THREADS = 1
 
 

@@ -13,13 +13,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-# BC is DAgger's first iteration on given states; distill.py's student and its supervised loop are reused as is.
 from agents.evaluation import Policy, make_env
 from agents.vec_env import ENV_SEED_STRIDE
 from trends.files import atomic_write
-
-REWARD_FORMS = ("logit", "gail")
-TORCH_THREADS = 1
 
 
 @dataclass
@@ -32,10 +28,18 @@ class Demonstrations:
     episode_lengths: list[int]  # pairs per episode, in order; they sum to N
     env_id: str
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    # whether each episode ended by termination (the ski finish line) rather than truncation (the time limit);
+    # None: unknown, taken as all terminated (files written before it was recorded)
+    episode_terminated: list[bool] | None = None
 
     @property
     def n_episodes(self) -> int:
         return len(self.episode_lengths)
+
+    @property
+    def n_terminated(self) -> int:
+        """Episodes that ended by termination, each of which goes on in GAIL's absorbing state."""
+        return self.n_episodes if self.episode_terminated is None else sum(self.episode_terminated)
 
     def save(self, path: str | Path) -> None:
         """Write the demonstrations as one ``.npz`` file, atomically (a crash leaves the old file or none)."""
@@ -46,6 +50,8 @@ class Demonstrations:
             "episode_lengths": np.asarray(self.episode_lengths, dtype=np.int64),
             "env": np.asarray(json.dumps({"env_id": self.env_id, "env_kwargs": self.env_kwargs})),
         }
+        if self.episode_terminated is not None:
+            arrays["episode_terminated"] = np.asarray(self.episode_terminated, dtype=bool)
         atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
 
     @classmethod
@@ -61,6 +67,7 @@ class Demonstrations:
                     data["episode_lengths"].tolist(),
                     env["env_id"],
                     env["env_kwargs"],
+                    data["episode_terminated"].tolist() if "episode_terminated" in data else None,
                 )
         except (OSError, KeyError, ValueError) as e:
             raise ValueError(f"cannot read demonstrations from {path}: {type(e).__name__}: {e}") from None
@@ -77,6 +84,7 @@ class Demonstrations:
             self.episode_lengths[:n_episodes],
             self.env_id,
             dict(self.env_kwargs),
+            None if self.episode_terminated is None else self.episode_terminated[:n_episodes],
         )
 
 
@@ -93,7 +101,7 @@ def collect_demonstrations(
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be at least 1, got {n_episodes}")
     env = make_env(env_id, env_kwargs)
-    observations, actions, returns, lengths = [], [], [], []
+    observations, actions, returns, lengths, ends = [], [], [], [], []
     try:
         for k in range(n_episodes):
             obs, _ = env.reset(seed=seed * ENV_SEED_STRIDE + k)
@@ -108,11 +116,12 @@ def collect_demonstrations(
                 done = terminated or truncated
             returns.append(episode_return)
             lengths.append(length)
+            ends.append(bool(terminated))
         discrete = isinstance(env.action_space, spaces.Discrete)
     finally:
         env.close()
     action_array = np.asarray(actions, dtype=np.int64 if discrete else np.float32)
-    return Demonstrations(np.stack(observations), action_array, returns, lengths, env_id, dict(env_kwargs or {}))
+    return Demonstrations(np.stack(observations), action_array, returns, lengths, env_id, dict(env_kwargs or {}), ends)
 
 
 def check_demonstrations(demos: Demonstrations, env: gym.Env) -> None:
