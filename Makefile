@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean postgres-server
 
 $(VENV)/.base: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,13 +15,22 @@ $(VENV)/.base: setup.cfg pyproject.toml
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.base
-	$(BIN)/pip install --quiet -e '.[dev,export]'
+	$(BIN)/pip install --quiet -e '.[dev,export,postgres]'
 	touch $@
+
+# The worker tests (tests/test_workers.py) start a throwaway PostgreSQL server: Debian's server package, installed
+# here when its initdb is missing (as root, as CI runs; through sudo otherwise). TRENDGYM_SKIP_POSTGRES=1 skips both.
+postgres-server:
+	@if [ "$$TRENDGYM_SKIP_POSTGRES" != 1 ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	    && ! command -v initdb >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq postgresql; \
+	fi
 
 run: $(VENV)/.base
 	$(BIN)/python scripts/quickstart.py
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev postgres-server
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy $(BIN)/pytest

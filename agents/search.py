@@ -141,7 +141,7 @@ def open_study(storage: str | Path | None, study_name: str) -> optuna.Study:
 # -- Optuna's samplers -----------------------------------------------------------------------------------------
 
 
-def _sampler(method: str, seed: int, settings: Mapping[str, Any]) -> optuna.samplers.BaseSampler:
+def optuna_sampler(method: str, seed: int, settings: Mapping[str, Any]) -> optuna.samplers.BaseSampler:
     """Optuna's sampler for ``method``; ``settings`` are its constructor's keywords (``n_startup_trials:20``)."""
     samplers: dict[str, tuple[type, dict[str, Any]]] = {
         "random": (optuna.samplers.RandomSampler, {}),
@@ -188,7 +188,7 @@ def _run_optuna(method: str) -> MethodRunner:
         fixed = method in ("gp", "cmaes", "ga")
         with quiet_optuna(optuna.logging.ERROR), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*independent sampl.*")
-            search.study.sampler = _sampler(method, seed, settings)
+            search.study.sampler = optuna_sampler(method, seed, settings)
             while not search.done:
                 trial = search.study.ask()
                 config = ask_fixed(search.space, trial, method == "cmaes") if fixed else search.space.suggest(trial)
@@ -216,7 +216,7 @@ def _run_uniform(search: Search, seed: int, settings: Mapping[str, Any]) -> dict
 # -- methods the project implements -----------------------------------------------------------------------------
 
 
-def _configured(cls: type, settings: Mapping[str, Any], **fixed: Any) -> Any:
+def configured(cls: type, settings: Mapping[str, Any], **fixed: Any) -> Any:
     """``cls(**fixed, **settings)``, with a one-line ValueError naming the fields when a setting is unknown."""
     names = [f.name for f in fields(cls) if f.name not in fixed]
     unknown = sorted(set(settings) - set(names))
@@ -228,21 +228,21 @@ def _configured(cls: type, settings: Mapping[str, Any], **fixed: Any) -> Any:
 def _run_evolution(search: Search, seed: int, settings: Mapping[str, Any]) -> dict[str, Any]:
     from trends.automl.evolution import EvolutionConfig, run_evolution
 
-    run_evolution(search, seed, _configured(EvolutionConfig, settings))
+    run_evolution(search, seed, configured(EvolutionConfig, settings))
     return {}
 
 
 def _run_reinforce(search: Search, seed: int, settings: Mapping[str, Any]) -> dict[str, Any]:
     from trends.automl.reinforce import ReinforceConfig, run_reinforce
 
-    run_reinforce(search, seed, _configured(ReinforceConfig, settings))
+    run_reinforce(search, seed, configured(ReinforceConfig, settings))
     return {}
 
 
 def _run_darts(search: Search, seed: int, settings: Mapping[str, Any]) -> dict[str, Any]:
     from trends.automl.darts import DartsConfig, search_darts
 
-    result = search_darts(search.space, _configured(DartsConfig, settings, seed=seed))
+    result = search_darts(search.space, configured(DartsConfig, settings, seed=seed))
     with contextlib.suppress(BudgetExhausted):  # a resumed search whose budget is already spent
         search.evaluate(result.config)
     unit = reference_training_seconds(search.space, seed)

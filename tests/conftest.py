@@ -58,3 +58,23 @@ def digits_pool(pool_cache):
     from trends.ensemble import load_pool
 
     return load_pool("digits", pool_cache)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """The URL of a throwaway PostgreSQL server on loopback, started once for the session and removed after it
+    (agents/benchmarks/postgres.py; `make test` installs Debian's server package when it is missing). A server that
+    cannot start fails the tests that need it, with the reason; TRENDGYM_SKIP_POSTGRES=1 skips them instead."""
+    from agents.benchmarks.postgres import PostgresServer, PostgresUnavailable
+
+    if os.environ.get("TRENDGYM_SKIP_POSTGRES") == "1":
+        pytest.skip("TRENDGYM_SKIP_POSTGRES=1")
+    try:
+        server = PostgresServer(fsync=False).start()  # no durability against power loss needed: faster
+    except PostgresUnavailable as error:
+        pytest.fail(f"cannot start a PostgreSQL server for the tests: {error} (TRENDGYM_SKIP_POSTGRES=1 skips them)")
+    from trends.automl.evaluator import open_storage
+
+    open_storage(server.url)  # Optuna's tables, made once here rather than raced for by the first workers
+    yield server.url
+    server.stop()

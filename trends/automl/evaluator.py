@@ -141,7 +141,7 @@ def storage_url(storage: str | Path | None) -> str:
     return storage
 
 
-def _redacted(url: str) -> str:
+def redacted(url: str) -> str:
     """``url`` with its password hidden, fit for an error message or a log."""
     return _PASSWORD.sub(r"\1***@", url)
 
@@ -161,10 +161,16 @@ def quiet_optuna(level: int = optuna.logging.WARNING) -> Iterator[None]:
         optuna.logging.set_verbosity(verbosity)
 
 
-def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """An Optuna RDB storage at ``url``; a SQLite file's folder is created first. Anything that stops the storage
-    from opening (an unparsable URL, a missing database driver, a refused connection) is a ValueError with a
-    one-line reason: it is the user's URL that is wrong, not the program.
+def open_storage(
+    url: str, heartbeat_interval: int | None = None, grace_period: int | None = None
+) -> optuna.storages.RDBStorage:
+    """An Optuna RDB storage at ``url``; a SQLite file's folder is created first. ``heartbeat_interval`` and
+    ``grace_period`` (seconds) turn on Optuna's heartbeats, for worker processes sharing a study
+    (:mod:`agents.workers`): a RUNNING trial whose heartbeat is older than the grace period is failed by the next
+    process that looks for stale trials.
+
+    Anything that stops the storage from opening (an unparsable URL, a missing database driver, a refused
+    connection) is a ValueError with a one-line reason: it is the user's URL that is wrong, not the program.
 
     An error the database itself raised is retried a few times: two processes creating the same new storage at
     once race in Optuna's table creation (seen with SQLite: "UNIQUE constraint failed: alembic_version"), and the
@@ -174,14 +180,16 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         try:
             _make_sqlite_folder(url)
             with quiet_optuna():
-                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_interval, grace_period=grace_period
+                )
         except Exception as error:  # OSError, sqlalchemy's and the drivers' errors (trends/ does not import them)
             from_database = getattr(error, "orig", None) is not None  # sqlalchemy's DBAPIError wraps the driver's
             if from_database and attempt < OPEN_ATTEMPTS:
                 time.sleep(OPEN_RETRY_SECONDS * attempt)
                 continue
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ValueError(f"cannot open the storage {_redacted(url)}: {reason}") from error
+            raise ValueError(f"cannot open the storage {redacted(url)}: {reason}") from error
     raise AssertionError("unreachable")
 
 
@@ -220,9 +228,9 @@ class Evaluator:
                     storage=self.storage, study_name=study_name, direction="maximize", load_if_exists=True
                 )
         except Exception as error:  # a storage that opened but cannot hold studies (read-only file, permissions)
-            raise ValueError(f"cannot open the study {study_name!r} in {_redacted(self.url)}: {error}") from error
+            raise ValueError(f"cannot open the study {study_name!r} in {redacted(self.url)}: {error}") from error
         if study.directions != [optuna.study.StudyDirection.MAXIMIZE]:
-            raise ValueError(f"study {study_name!r} in {_redacted(self.url)} is not an evaluator cache")
+            raise ValueError(f"study {study_name!r} in {redacted(self.url)} is not an evaluator cache")
         return study
 
     def evaluate(self, dataset: str, spec: NetworkSpec, recipe: TrainRecipe) -> Evaluation:
@@ -254,7 +262,7 @@ class Evaluator:
         return len(self._index)
 
     def __repr__(self) -> str:
-        return f"Evaluator({_redacted(self.url)!r}, study_name={self.study.study_name!r}, records={len(self._index)})"
+        return f"Evaluator({redacted(self.url)!r}, study_name={self.study.study_name!r}, records={len(self._index)})"
 
     @staticmethod
     def _key(dataset: str, spec: NetworkSpec, recipe: TrainRecipe) -> str:
@@ -283,7 +291,7 @@ class Evaluator:
             return Evaluation.from_user_attrs(trial.user_attrs)
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(
-                f"trial {trial.number} of study {self.study.study_name!r} in {_redacted(self.url)} "
+                f"trial {trial.number} of study {self.study.study_name!r} in {redacted(self.url)} "
                 f"is not an evaluator record: {error!r}"
             ) from error
 
