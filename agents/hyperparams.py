@@ -67,14 +67,17 @@ def hyperparams_file(algo: str) -> Path:
     return HYPERPARAMS_DIR / f"{algo.lower()}.yml"
 
 
-def load_hyperparams(algo: str, env_id: str) -> dict[str, Any]:
-    """The raw entry for ``env_id`` in ``<algo>.yml`` (its ``default`` entry for an env it does not list)."""
+def load_hyperparams(algo: str, env_id: str, path: str | Path | None = None) -> dict[str, Any]:
+    """The raw entry for ``env_id`` in ``<algo>.yml`` (its ``default`` entry for an env it does not list), or in
+    the file ``path`` of the same format (a block ``train.py --optimize`` wrote, say)."""
     algorithm_class(algo)  # an unknown algorithm fails here, with the valid names
-    path = hyperparams_file(algo)
+    path = hyperparams_file(algo) if path is None else Path(path)
     try:
         table = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise HyperparamsError(f"no hyper-parameter file {path} for {algo}") from None
+    except OSError as e:  # a folder, an unreadable file
+        raise HyperparamsError(f"cannot read the hyper-parameter file {path}: {e.strerror}") from None
     except yaml.YAMLError as e:
         raise HyperparamsError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(table, dict):

@@ -85,6 +85,7 @@ class TrainConfig:
     timesteps: int | None = None  # total budget; None: n_timesteps of the hyper-parameter file
     n_envs: int | None = None  # None: n_envs of the hyper-parameter file
     hyperparams: list[str] = field(default_factory=list)  # "key:value" overrides of the file's entry
+    hyperparams_file: Path | None = None  # a yml in RL Zoo's format instead of agents/hyperparams/<algo>.yml
     tensorboard_log: Path = RUNS_ROOT  # root of the run folders (TensorBoard events go in each run folder)
     eval_freq: int = 100_000  # timesteps between validations; 0 for none
     eval_episodes: int = 20  # validation courses per validation
@@ -157,7 +158,7 @@ def _check_request(config: TrainConfig) -> None:
 
 
 def _raw_hyperparams(config: TrainConfig) -> dict[str, Any]:
-    raw = apply_overrides(load_hyperparams(config.algo, config.env), config.hyperparams)
+    raw = apply_overrides(load_hyperparams(config.algo, config.env, config.hyperparams_file), config.hyperparams)
     for key, flag in RESERVED.items():
         if key in raw:
             raise ConfigError(f"set {key} with {flag}, not --hyperparams")
@@ -168,15 +169,18 @@ def _raw_hyperparams(config: TrainConfig) -> dict[str, Any]:
     return raw
 
 
-def _default_vec_env(env_id: str, env_kwargs: dict[str, Any]) -> str:
-    """The native vector env when the env has one that serves these arguments, else DummyVecEnv."""
+def default_vec_env(env_id: str, env_kwargs: dict[str, Any]) -> str:
+    """The native vector env when the env has one that serves these arguments and can reset one sub-env alone
+    (what :class:`~agents.vec_env.NativeVecEnv` needs; Gymnasium's CartPole vector env cannot), else DummyVecEnv."""
     if gym.spec(env_id).vector_entry_point is None:
         return "dummy"
     try:
-        gym.make_vec(env_id, num_envs=1, vectorization_mode="vector_entry_point", **env_kwargs).close()
+        vector_env = gym.make_vec(env_id, num_envs=1, vectorization_mode="vector_entry_point", **env_kwargs)
     except (TypeError, ValueError):
         return "dummy"
-    return "native"
+    native = callable(getattr(vector_env, "reset_rows", None))
+    vector_env.close()
+    return "native" if native else "dummy"
 
 
 def _fresh_plan(config: TrainConfig) -> _Plan:
@@ -192,7 +196,7 @@ def _fresh_plan(config: TrainConfig) -> _Plan:
         env.close()
     raw = _raw_hyperparams(config)
     kwargs, settings = resolve(raw, config.algo)
-    vec_env = config.vec_env or _default_vec_env(config.env, config.env_kwargs)
+    vec_env = config.vec_env or default_vec_env(config.env, config.env_kwargs)
     run_dir = new_run_dir(config.algo, config.env, Path(config.tensorboard_log))
     record = {
         "algo": config.algo.lower(),
@@ -257,7 +261,8 @@ def _resume_plan(config: TrainConfig) -> _Plan:
     return _Plan(run_dir, record, kwargs, settings, vec_env, resume_from=zip_path)
 
 
-def _action_noise(settings: TrainSettings, action_space: gym.spaces.Space) -> Any:
+def action_noise(settings: TrainSettings, action_space: gym.spaces.Space) -> Any:
+    """The exploration noise an off-policy entry asks for (RL Zoo's ``noise_type`` and ``noise_std``), or None."""
     if settings.noise_type is None:
         return None
     n = int(np.prod(action_space.shape))
@@ -298,7 +303,7 @@ def _build_model(plan: _Plan, venv: VecEnv, device: str) -> BaseAlgorithm:
         except Exception as e:  # a corrupt or foreign zip: SB3 raises anything from KeyError to RuntimeError
             raise RunError(f"cannot resume from {plan.resume_from}: {type(e).__name__}: {e}") from None
     kwargs = dict(plan.kwargs)
-    noise = _action_noise(plan.settings, venv.action_space)
+    noise = action_noise(plan.settings, venv.action_space)
     if noise is not None:
         kwargs["action_noise"] = noise
     model = make_agent(c["algo"], venv, {**kwargs, "device": device, "verbose": 0})

@@ -21,7 +21,7 @@ import envs  # noqa: F401
 from agents import seeds
 from agents.baselines import RandomPolicy
 from agents.runs import load_agent, read_config
-from agents.training import ConfigError, TrainConfig, train
+from agents.training import ConfigError, TrainConfig, default_vec_env, train
 from agents.vec_env import make_vec_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -298,3 +298,9 @@ def test_init_from_refuses_a_differently_built_policy_and_resume_together(traine
         train(TrainConfig(**arch, init_from=str(trained_run)))
     with pytest.raises(ConfigError, match="give one of them"):
         train(TrainConfig(**base, init_from=str(trained_run), resume=str(trained_run)))
+
+
+def test_the_native_vector_env_is_the_default_only_where_it_can_reset_one_sub_env():
+    assert default_vec_env("trendgym/Ski-v0", {"slope": "blue"}) == "native"
+    assert default_vec_env("trendgym/Ski-v0", {"obs_type": "pixels"}) == "dummy"
+    assert default_vec_env("CartPole-v1", {}) == "dummy"  # gymnasium's CartPoleVectorEnv resets all or none
