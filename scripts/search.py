@@ -1,4 +1,5 @@
-"""Search a space of networks with any AutoML method, compare the methods, or build a tabular benchmark.
+"""Search a space of networks with any AutoML method, compare the methods, or build a tabular benchmark; or
+engineer a tabular dataset's features (the features-<dataset> spaces).
 
 Examples:
   python scripts/search.py --space mnist1d-arch --method tpe --budget 100 --seed 0    # on the table: seconds
@@ -9,6 +10,11 @@ Examples:
   python scripts/search.py compare --seeds 10 --budget 200                          # every method, README table
   python scripts/search.py compare --methods random evolution --seeds 3 --budget 50 --no-readme --out /tmp/cmp
   python scripts/search.py build-table --space mnist1d-arch --workers 2              # about 20 minutes on 2 free cores
+  python scripts/search.py worker --study arch --storage postgresql://user@host/db --method tpe --budget 200
+  python scripts/search.py --space features-synthetic --method rl --budget 3000 --storage memory   # about 15 s
+  python scripts/search.py --space features-wine --method random --budget 500 --model gbm
+  python scripts/search.py --space features-diabetes --method expand-reduce
+  python scripts/search.py --space features-synthetic --method rl --budget 3000 --method-args learning_rate:1e-3
 
 Methods: random (Optuna's, per decision), uniform (random over configurations), tpe, gp, cmaes, ga (NSGA-II),
 evolution (regularized evolution), rl (MaskablePPO on the search env), reinforce (Zoph & Le's controller), darts
@@ -16,6 +22,18 @@ evolution (regularized evolution), rl (MaskablePPO on the search env), reinforce
 evaluated configurations (a repeat costs a unit, never a training). Every trial is recorded in an Optuna study
 (default: the SQLite file runs/automl/cache.db), so `optuna-dashboard sqlite:///runs/automl/cache.db` shows it,
 and running the same command again resumes it.
+
+Workers (`search.py worker`, agents/workers.py): start the same command any number of times, on any machines that
+reach the storage; they share one study, evaluate no configuration twice, stop together when it holds --budget
+COMPLETE trials, and a killed worker's trial ends FAIL after the grace period (Optuna heartbeats). Methods as
+workers: random, tpe, gp, cmaes, ga, uniform, evolution (asynchronous); rl, reinforce and darts are refused.
+
+Feature spaces (features-synthetic, features-breast_cancer, features-wine, features-diabetes; Khurana et al.
+2018): rl (MaskablePPO on trendgym/FeatureEngineering-v0), random (random allowed actions on the same env),
+expand-reduce (every transformation, then the best by mutual information), none (the raw features); --model
+linear or gbm scores them. The budget counts env steps (feature sets scored, cached or not). Every score is cached
+in the same storage, so the same search again fits no model; recording a new set in SQLite costs 15-100 ms (a
+free or a busy machine), several times a linear scoring, so --storage memory is faster for a long search.
 """
 
 from __future__ import annotations
@@ -30,16 +48,19 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import torch
 
 from agents.cli import HelpFormatter, OneLineParser, positive_int, run_guarded
+from agents.feature_search import FEATURE_METHODS, FEATURE_SPACES, dataset_of_space, run_feature_search
 from agents.hyperparams import parse_key_values
 from agents.search import METHODS, run_search
 from agents.search_compare import CompareConfig, run_compare, write_compare_report
+from agents.workers import GRACE_SECONDS, HEARTBEAT_SECONDS, WORKER_METHODS, run_worker
 from trends.automl.backends import BACKENDS
 from trends.automl.space import SPACES, get_space
 from trends.automl.table import build_table
+from trends.features import MODELS, load_tabular
 from trends.training import TORCH_THREADS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SUBCOMMANDS = ("compare", "build-table")
+SUBCOMMANDS = ("compare", "build-table", "worker")
 
 
 def _examples() -> str:
@@ -49,13 +70,19 @@ def _examples() -> str:
 def build_search_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="search.py",
-        description=__doc__.split("\n\n")[0] + " Subcommands: compare, build-table (see `search.py compare -h`).",
+        description=__doc__.split("\n\n")[0]
+        + " Subcommands: compare, build-table, worker (see `search.py worker -h`).",
         epilog=_examples(),
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--space", choices=list(SPACES), default="mnist1d-arch", help="the search space")
-    parser.add_argument("--method", choices=METHODS, default="random", help="the search method")
-    parser.add_argument("--budget", type=positive_int, default=100, help="configurations to evaluate")
+    parser.add_argument("--space", choices=[*SPACES, *FEATURE_SPACES], default="mnist1d-arch", help="the search space")
+    parser.add_argument(
+        "--method", choices=list(dict.fromkeys(METHODS + FEATURE_METHODS)), default="random", help="the search method"
+    )
+    parser.add_argument(
+        "--budget", type=positive_int, default=100, help="configurations to evaluate (feature spaces: env steps)"
+    )
+    parser.add_argument("--model", choices=MODELS, help="feature spaces only: the scoring model (default linear)")
     parser.add_argument("--seed", type=int, default=0, help="the method's seed")
     parser.add_argument("--backend", choices=BACKENDS, default="table", help="table lookups or real training")
     parser.add_argument("--storage", help="SQLAlchemy URL of the Optuna storage (default: runs/automl/cache.db)")
@@ -113,7 +140,106 @@ def build_table_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_space_and_method(args: argparse.Namespace) -> None:
+    """A method of the other family, or --model on a network space: ValueError, one line (a usage error)."""
+    features = args.space in FEATURE_SPACES
+    if features and args.method not in FEATURE_METHODS:
+        raise ValueError(
+            f"--method {args.method} searches networks; on {args.space} choose one of {', '.join(FEATURE_METHODS)}"
+        )
+    if not features and args.method not in METHODS:
+        raise ValueError(
+            f"--method {args.method} engineers features; use it on a features-<dataset> space "
+            f"({', '.join(FEATURE_SPACES)})"
+        )
+    if not features and args.model is not None:
+        raise ValueError(f"--model scores features; use it on a features-<dataset> space, not {args.space}")
+
+
+def run_one_feature_search(args: argparse.Namespace) -> None:
+    outcome = run_feature_search(
+        dataset_of_space(args.space),
+        args.method,
+        args.budget,
+        seed=args.seed,
+        model=args.model or "linear",
+        storage=args.storage,
+        settings=parse_key_values(args.method_args, "method setting"),
+    )
+    metric = "accuracy" if load_tabular(outcome.dataset).task == "classification" else "R2"
+    print(f"{args.method} on {args.space} ({outcome.model} model), seed {args.seed}")
+    print(
+        f"  evaluations: {outcome.evaluations} (scorings computed rather than served from the cache: "
+        f"{outcome.computed}), {outcome.seconds:.1f} s"
+    )
+    print(f"  best feature set ({len(outcome.expressions)}): {', '.join(outcome.expressions)}")
+    print(
+        f"  cross-validated {metric}: {outcome.score:.4f} (raw features {outcome.raw_score:.4f}, {outcome.gain:+.4f})"
+    )
+    raw_test = outcome.raw_test_score
+    print(f"  test {metric}: {outcome.test_score:.4f} (raw features {raw_test:.4f}, {outcome.test_gain:+.4f})")
+    for name, found in outcome.found.items():
+        print(f"  known feature {name}: {'found' if found else 'not found'}")
+    storage = args.storage or "sqlite:///runs/automl/cache.db"
+    print(f"  scores cached in {storage if storage != 'memory' else 'memory (gone now)'}")
+
+
+def build_worker_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="search.py worker",
+        description="Work on a study shared with other worker processes (on this machine or others) until it "
+        "holds --budget COMPLETE trials: no configuration is evaluated twice, and a killed worker's trial ends "
+        "FAIL once its heartbeat is older than the grace period. Start as many as you like with the same command.",
+        epilog=_examples(),
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--study", help="the shared study (default: workers:SPACE:METHOD:BACKEND)")
+    parser.add_argument("--storage", help="SQLAlchemy URL every worker reaches (default: runs/automl/cache.db)")
+    parser.add_argument("--space", choices=list(SPACES), default="mnist1d-arch", help="the search space")
+    parser.add_argument("--method", choices=METHODS, default="tpe", help=f"one of {', '.join(WORKER_METHODS)}")
+    parser.add_argument("--budget", type=positive_int, default=100, help="COMPLETE trials of the study, all workers'")
+    parser.add_argument("--seed", type=int, help="this worker's seed (default: drawn, so workers differ)")
+    parser.add_argument("--backend", choices=BACKENDS, default="table", help="table lookups or real training")
+    parser.add_argument("--device", default="cpu", help="where real training runs (cpu, cuda, auto)")
+    parser.add_argument("--method-args", nargs="+", metavar="KEY:VALUE", help="the method's own settings")
+    parser.add_argument("--heartbeat", type=positive_int, default=HEARTBEAT_SECONDS, help="heartbeat interval, s")
+    parser.add_argument("--grace", type=positive_int, default=GRACE_SECONDS, help="a trial silent this long fails, s")
+    parser.add_argument("--quiet", action="store_true", help="no line per trial on stderr")
+    return parser
+
+
+def run_worker_command(args: argparse.Namespace) -> None:
+    space = get_space(args.space)
+    if args.budget > space.size:
+        raise ValueError(f"--budget {args.budget} exceeds the {space.size} configurations of {args.space}")
+    outcome = run_worker(
+        space,
+        args.method,
+        args.budget,
+        study_name=args.study,
+        storage=args.storage,
+        seed=args.seed,
+        backend=args.backend,
+        device=args.device,
+        settings=parse_key_values(args.method_args, "method setting"),
+        heartbeat=args.heartbeat,
+        grace=args.grace,
+        log=None if args.quiet else lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    repeats = len(outcome.records) - outcome.evaluated
+    print(f"worker {outcome.worker} (seed {outcome.seed}) on study {outcome.study_name!r}: {outcome.seconds:.1f} s")
+    print(f"  this worker: {outcome.evaluated} configurations evaluated, {repeats} repeats of others' records")
+    print(f"  the study: {outcome.study_complete} of {outcome.budget} COMPLETE trials")
+    if outcome.best is not None:
+        best = outcome.best
+        print(f"  best validation accuracy: {best.val_accuracy:.4f}   its test accuracy: {best.test_accuracy:.4f}")
+        print(f"  best configuration: {best.config}")
+
+
 def run_one_search(args: argparse.Namespace) -> None:
+    if args.space in FEATURE_SPACES:
+        run_one_feature_search(args)
+        return
     if args.budget > get_space(args.space).size:
         raise ValueError(
             f"--budget {args.budget} exceeds the {get_space(args.space).size} configurations of {args.space}"
@@ -184,9 +310,15 @@ def main(argv: list[str] | None = None) -> int:
         None: (build_search_parser, run_one_search),
         "compare": (build_compare_parser, run_compare_command),
         "build-table": (build_table_parser, run_build_table),
+        "worker": (build_worker_parser, run_worker_command),
     }[command]
     parser = parser()
     args = parser.parse_args(argv[1:] if command else argv)
+    if command is None:
+        try:
+            check_space_and_method(args)
+        except ValueError as error:
+            parser.error(str(error))
     return run_guarded(parser, run, args, runtime_errors=(ValueError,))
 
 
