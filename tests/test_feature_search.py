@@ -191,3 +191,13 @@ def test_the_benchmark_reports_every_method_and_the_known_features(tmp_path):
     assert "median best cv after" in markdown
     with pytest.raises(ValueError, match="budget"):
         FeatureEngineeringConfig(datasets=("wine",), budgets={"synthetic": 5})
+
+
+def test_the_published_curve_keeps_only_where_the_best_rises():
+    from agents.benchmarks.feature_engineering import improvements
+
+    curve = [0.2, 0.2, 0.5, 0.5, 0.5, 0.9]
+    pairs = improvements(curve)
+    assert pairs == [[1, 0.2], [3, 0.5], [6, 0.9]]
+    rebuilt = [max(value for step, value in pairs if step <= n) for n in range(1, len(curve) + 1)]
+    assert rebuilt == curve

@@ -136,9 +136,15 @@ class FeatureEngineeringResult:
         return {
             "config": asdict(self.config),
             "rl_settings": RL_SETTINGS,
-            "runs": [asdict(r) for r in self.runs],
+            "runs": [{**asdict(r), "anytime": improvements(r.anytime)} for r in self.runs],
             "machine": self.machine,
         }
+
+
+def improvements(anytime: list[float]) -> list[list[float]]:
+    """A best-so-far curve as the ``[step, best]`` pairs where it rises (and its first step): the whole curve, in a
+    few pairs instead of thousands of numbers."""
+    return [[step, value] for step, value in enumerate(anytime, 1) if step == 1 or value != anytime[step - 2]]
 
 
 def run_feature_engineering(
