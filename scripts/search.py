@@ -54,6 +54,7 @@ from agents.search import METHODS, run_search
 from agents.search_compare import CompareConfig, run_compare, write_compare_report
 from agents.workers import GRACE_SECONDS, HEARTBEAT_SECONDS, WORKER_METHODS, run_worker
 from trends.automl.backends import BACKENDS
+from trends.automl.search import SearchRecord
 from trends.automl.space import SPACES, get_space
 from trends.automl.table import build_table
 from trends.features import MODELS, load_tabular
@@ -208,12 +209,23 @@ def build_worker_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_budget(space_name: str, budget: int) -> None:
+    """A budget larger than the space is a user mistake (one line), not a search that can never finish."""
+    size = get_space(space_name).size
+    if budget > size:
+        raise ValueError(f"--budget {budget} exceeds the {size} configurations of {space_name}")
+
+
+def print_best(best: SearchRecord) -> None:
+    """The best record of a search or a worker: its accuracies and configuration."""
+    print(f"  best validation accuracy: {best.val_accuracy:.4f}   its test accuracy: {best.test_accuracy:.4f}")
+    print(f"  best configuration: {best.config}")
+
+
 def run_worker_command(args: argparse.Namespace) -> None:
-    space = get_space(args.space)
-    if args.budget > space.size:
-        raise ValueError(f"--budget {args.budget} exceeds the {space.size} configurations of {args.space}")
+    check_budget(args.space, args.budget)
     outcome = run_worker(
-        space,
+        get_space(args.space),
         args.method,
         args.budget,
         study_name=args.study,
@@ -231,19 +243,14 @@ def run_worker_command(args: argparse.Namespace) -> None:
     print(f"  this worker: {outcome.evaluated} configurations evaluated, {repeats} repeats of others' records")
     print(f"  the study: {outcome.study_complete} of {outcome.budget} COMPLETE trials")
     if outcome.best is not None:
-        best = outcome.best
-        print(f"  best validation accuracy: {best.val_accuracy:.4f}   its test accuracy: {best.test_accuracy:.4f}")
-        print(f"  best configuration: {best.config}")
+        print_best(outcome.best)
 
 
 def run_one_search(args: argparse.Namespace) -> None:
     if args.space in FEATURE_SPACES:
         run_one_feature_search(args)
         return
-    if args.budget > get_space(args.space).size:
-        raise ValueError(
-            f"--budget {args.budget} exceeds the {get_space(args.space).size} configurations of {args.space}"
-        )
+    check_budget(args.space, args.budget)
     outcome = run_search(
         args.space,
         args.method,
@@ -263,8 +270,7 @@ def run_one_search(args: argparse.Namespace) -> None:
         f"(equivalent trainings {outcome.equivalent_trainings:.1f})"
     )
     if best is not None:
-        print(f"  best validation accuracy: {best.val_accuracy:.4f}   its test accuracy: {best.test_accuracy:.4f}")
-        print(f"  best configuration: {best.config}")
+        print_best(best)
         print(f"  parameters {best.parameters:,}, FLOPs {best.flops:,}")
     print(f"  study {outcome.study_name!r} in {args.storage or 'sqlite:///runs/automl/cache.db'}")
 
