@@ -29,6 +29,28 @@ def make_fonts(height: int, share: float, small_ratio: float = 0.85) -> tuple[An
     return pygame.font.Font(None, size), pygame.font.Font(None, max(11, round(size * small_ratio)))
 
 
+def side_by_side(
+    width: int, height: int, left_share: float, margin: int, summary_height: int
+) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """The layout of the decision envs' views, as ``(x, y, w, h)``: a list panel on the left, a summary box under
+    it ``summary_height`` tall, and a chart filling the right."""
+    split = round(width * left_share)
+    panel = (margin, margin, split - 2 * margin, height - 3 * margin - summary_height)
+    summary = (margin, panel[1] + panel[3] + margin, panel[2], summary_height)
+    chart = (split, margin, width - split - margin, height - 2 * margin)
+    return panel, summary, chart
+
+
+def draw_text_box(
+    surface: Any, rect: Any, fill: tuple, lines: list[str], font: Any, colour: tuple, line_height: int
+) -> None:
+    """``lines`` in ``font``, one per ``line_height``, in a box ``rect`` filled with ``fill`` (6 px of padding)."""
+    pygame = import_pygame()
+    pygame.draw.rect(surface, fill, rect)
+    for i, line in enumerate(lines):
+        surface.blit(font.render(line, True, colour), (rect.x + 6, rect.y + 6 + i * line_height))
+
+
 class FrameRenderer:
     """Base class of the renderers: a subclass draws a scene on :attr:`surface` in :meth:`draw`; this class turns
     the surface into an array, or puts it in a window (opened only by a renderer made with ``human=True``)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envs.automl.charts import Series, draw_chart
-from envs.rendering import FrameRenderer, import_pygame, make_fonts
+from envs.rendering import FrameRenderer, draw_text_box, import_pygame, make_fonts, side_by_side
 
 WIDTH, HEIGHT = 960, 540  # px, the default frame
 LEFT_SHARE = 0.5  # share of the width for the members
@@ -77,16 +77,14 @@ class WeightingRenderer(FrameRenderer):
         """Draw ``scene`` on ``self.surface`` (and return it)."""
         pygame = import_pygame()
         self.surface.fill(BACKGROUND)
-        split = round(self.width * LEFT_SHARE)
         line_height = self._font.get_linesize()
         summary_height = SUMMARY_LINES * line_height + 12
-        members = pygame.Rect(MARGIN, MARGIN, split - 2 * MARGIN, self.height - 3 * MARGIN - summary_height)
+        members, box, chart = map(
+            pygame.Rect, side_by_side(self.width, self.height, LEFT_SHARE, MARGIN, summary_height)
+        )
         self._draw_members(pygame, scene, members)
-        box = pygame.Rect(MARGIN, members.bottom + MARGIN, members.w, summary_height)
-        pygame.draw.rect(self.surface, PANEL, box)
-        for i, line in enumerate(scene.summary()):
-            self.surface.blit(self._small_font.render(line, True, TEXT), (box.x + 6, box.y + 6 + i * line_height))
-        self._draw_curve(scene, pygame.Rect(split, MARGIN, self.width - split - MARGIN, self.height - 2 * MARGIN))
+        draw_text_box(self.surface, box, PANEL, scene.summary(), self._small_font, TEXT, line_height)
+        self._draw_curve(scene, chart)
         return self.surface
 
     def _draw_members(self, pygame: Any, scene: WeightingScene, rect: Any) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envs.automl.charts import Series, draw_chart
-from envs.rendering import FrameRenderer, import_pygame, make_fonts
+from envs.rendering import FrameRenderer, draw_text_box, import_pygame, make_fonts, side_by_side
 
 WIDTH, HEIGHT = 960, 540  # px, the default frame
 LEFT_SHARE = 0.55  # share of the width for the feature list
@@ -89,17 +89,15 @@ class FeatureRenderer(FrameRenderer):
         """Draw ``scene`` on ``self.surface`` (and return it)."""
         pygame = import_pygame()
         self.surface.fill(BACKGROUND)
-        split = round(self.width * LEFT_SHARE)
         line_height = self._small_font.get_linesize()
         summary_height = SUMMARY_LINES * line_height + 12
-        features = pygame.Rect(MARGIN, MARGIN, split - 2 * MARGIN, self.height - 3 * MARGIN - summary_height)
+        features, box, chart = map(
+            pygame.Rect, side_by_side(self.width, self.height, LEFT_SHARE, MARGIN, summary_height)
+        )
         self._draw_features(pygame, scene, features)
-        box = pygame.Rect(MARGIN, features.bottom + MARGIN, features.w, summary_height)
-        pygame.draw.rect(self.surface, PANEL, box)
-        for i, line in enumerate(scene.summary()):
-            text = self._small_font.render(_fit(self._small_font, line, box.w - 12), True, TEXT)
-            self.surface.blit(text, (box.x + 6, box.y + 6 + i * line_height))
-        self._draw_curve(scene, pygame.Rect(split, MARGIN, self.width - split - MARGIN, self.height - 2 * MARGIN))
+        lines = [_fit(self._small_font, line, box.w - 12) for line in scene.summary()]
+        draw_text_box(self.surface, box, PANEL, lines, self._small_font, TEXT, line_height)
+        self._draw_curve(scene, chart)
         return self.surface
 
     def _draw_features(self, pygame: Any, scene: FeatureScene, rect: Any) -> None:
