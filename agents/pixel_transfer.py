@@ -17,6 +17,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 import envs  # noqa: F401  (registers trendgym/Ski-v0)
 from agents.baselines import HeuristicSkier
+from envs.rendering import FrameStack
 from envs.ski.rendering import SkiRenderer
 from envs.ski.ski_env import PIXEL_SIZE
 
@@ -25,30 +26,42 @@ RANDOM_SHARE = 0.3  # share of steps where the collector acts at random instead 
 
 
 def collect_frames(
-    n: int, seed: int, slope: str = "green", random_share: float = RANDOM_SHARE
+    n: int,
+    seed: int,
+    slope: str = "green",
+    random_share: float = RANDOM_SHARE,
+    frame_skip: int = 1,
+    frame_stack: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` pairs of (frame, state): uint8 ``(n, 84, 84, 3)`` frames exactly as ``obs_type="pixels"`` shows them,
-    and float32 ``(n, 19)`` state vectors as ``obs_type="vector"`` observes the same moment.
+    """``n`` pairs of (observation, state): uint8 ``(n, 84, 84, 3 * frame_stack)`` frames exactly as
+    ``obs_type="pixels"`` with this ``frame_skip`` and ``frame_stack`` shows them, and float32 ``(n, 19)`` state
+    vectors as ``obs_type="vector"`` observes the same moment.
 
     The heuristic skier drives, so frames go down whole courses past gates and trees as a good skier sees them;
     a random action on ``random_share`` of the steps adds the off-line, fallen and crossing views a learning
-    agent will meet. One vector-obs env is stepped and its scene drawn by the renderer the pixels env uses.
+    agent will meet. One vector-obs env is stepped and its scene drawn by the renderer the pixels env uses,
+    stacked by the same :class:`~envs.rendering.FrameStack`.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
-    env = gym.make(SKI_ID, slope=slope)
+    env = gym.make(SKI_ID, slope=slope, frame_skip=frame_skip)
     renderer = SkiRenderer(PIXEL_SIZE, PIXEL_SIZE, hud=False)
+    stack = FrameStack(frame_stack)
     skier, rng = HeuristicSkier(env.action_space), np.random.default_rng(seed)
-    frames = np.empty((n, PIXEL_SIZE, PIXEL_SIZE, 3), dtype=np.uint8)
+    frames = np.empty((n, PIXEL_SIZE, PIXEL_SIZE, 3 * stack.k), dtype=np.uint8)
     states = np.empty((n, *env.observation_space.shape), dtype=np.float32)
     try:
         state, _ = env.reset(seed=seed)
+        frame = stack.reset(renderer.rgb_array(env.unwrapped.scene()))
         for i in range(n):
-            frames[i], states[i] = renderer.rgb_array(env.unwrapped.scene()), state
+            frames[i], states[i] = frame, state
             action = rng.integers(env.action_space.n) if rng.random() < random_share else skier.predict(state)[0]
             state, _, terminated, truncated, _ = env.step(int(action))
             if terminated or truncated:
                 state, _ = env.reset()
+                frame = stack.reset(renderer.rgb_array(env.unwrapped.scene()))
+            else:
+                frame = stack.push(renderer.rgb_array(env.unwrapped.scene()))
     finally:
         renderer.close()
         env.close()

@@ -146,3 +146,32 @@ class SceneRendering:
         if self._renderer is not None:
             self._renderer.close()
         self._renderer = None
+
+
+class FrameStack:
+    """The last ``k`` frames ``(H, W, C)`` side by side along the channels, newest last: ``(H, W, k * C)``.
+
+    One frame shows where things are but not how fast they move; two show both, which makes a pixel observation
+    as Markov as the state it draws (Mnih et al. 2015 stacked four Atari frames for the same reason). At reset
+    the first frame fills every slot, as Gymnasium's ``FrameStackObservation(padding_type="reset")`` does, so an
+    episode's first observation looks like a skier standing still rather than like a black screen.
+    """
+
+    def __init__(self, k: int) -> None:
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"frame_stack must be a positive integer, got {k!r}")
+        self.k = int(k)
+        self._stack: np.ndarray | None = None
+
+    def reset(self, frame: np.ndarray) -> np.ndarray:
+        """Start an episode at ``frame``; the stacked observation."""
+        self._stack = np.concatenate([frame] * self.k, axis=-1)
+        return self._stack.copy()
+
+    def push(self, frame: np.ndarray) -> np.ndarray:
+        """Add ``frame``, drop the oldest; the stacked observation."""
+        if self._stack is None:
+            return self.reset(frame)
+        channels = frame.shape[-1]
+        self._stack = np.concatenate([self._stack[..., channels:], frame], axis=-1)
+        return self._stack.copy()

@@ -10,7 +10,12 @@ import torch
 from stable_baselines3 import PPO
 
 from agents.baselines import HeuristicSkier
-from agents.benchmarks.pixel_transfer import PixelTransferConfig, run_pixel_transfer, write_pixel_transfer_report
+from agents.benchmarks.pixel_transfer import (
+    PixelTransferConfig,
+    first_reaching,
+    run_pixel_transfer,
+    write_pixel_transfer_report,
+)
 from agents.pixel_transfer import SKI_ID, collect_frames, encoder_init
 from trends.transfer.vision import (
     FrameAugmentation,
@@ -29,20 +34,30 @@ def pairs():
     return collect_frames(64, seed=3)
 
 
-def test_frames_and_states_are_what_the_pixel_and_vector_envs_observe():
-    frames, states = collect_frames(40, seed=7, random_share=0.0)  # the heuristic alone: replayable
-    assert frames.shape == (40, 84, 84, 3) and frames.dtype == np.uint8
-    assert states.shape == (40, 19) and states.dtype == np.float32
-    pixels, vector = gym.make(SKI_ID, obs_type="pixels"), gym.make(SKI_ID)
+@pytest.mark.parametrize("frame_skip, frame_stack", [(1, 1), (4, 2)])
+def test_frames_and_states_are_what_the_pixel_and_vector_envs_observe(frame_skip, frame_stack):
+    options = {"frame_skip": frame_skip}
+    n = 40 if frame_skip == 1 else 80  # the heuristic alone (replayable); at frame skip 4 past a reset
+    frames, states = collect_frames(n, seed=7, random_share=0.0, frame_stack=frame_stack, **options)
+    assert frames.shape == (n, 84, 84, 3 * frame_stack) and frames.dtype == np.uint8
+    assert states.shape == (n, 19) and states.dtype == np.float32
+    pixels = gym.make(SKI_ID, obs_type="pixels", frame_stack=frame_stack, **options)
+    vector = gym.make(SKI_ID, **options)
     skier = HeuristicSkier(vector.action_space)
     frame, _ = pixels.reset(seed=7)
     state, _ = vector.reset(seed=7)
-    for i in range(40):
+    resets = 0
+    for i in range(n):
         np.testing.assert_array_equal(frames[i], frame)
         np.testing.assert_array_equal(states[i], state)
         action = int(skier.predict(state)[0])
-        frame, *_ = pixels.step(action)
+        frame, _, terminated, truncated, _ = pixels.step(action)
         state, *_ = vector.step(action)
+        if terminated or truncated:
+            resets += 1
+            frame, _ = pixels.reset()
+            state, _ = vector.reset()
+    assert resets == (frame_skip == 4)  # a green run takes 40-70 decisions at frame skip 4
     assert len({f.tobytes() for f in frames}) > 10  # the view moves with the skier
 
 
@@ -109,7 +124,6 @@ def test_the_benchmark_runs_end_to_end(tmp_path):
     config = PixelTransferConfig(
         seeds=(0,),
         conditions=("scratch", "supervised-frozen", "contrastive-finetuned"),
-        speed_steps=256,
         budget=256,
         eval_every=256,
         eval_episodes=1,
@@ -117,12 +131,32 @@ def test_the_benchmark_runs_end_to_end(tmp_path):
         frames=48,
         pretrain_epochs=1,
         n_envs=2,
+        workers=1,
     )
     result = run_pixel_transfer(config)
-    assert set(result.runs) == set(config.conditions) and result.steps_per_second > 0
+    assert list(result.runs) == list(config.conditions) and set(result.pretraining) == {"supervised", "contrastive"}
     assert all(
         run["total_steps"] == 256 and run["final_model_on_test"] for runs in result.runs.values() for run in runs
     )
     paths = write_pixel_transfer_report(result, tmp_path)
     text = paths["markdown"].read_text()
-    assert "How to read it" in text and "contrastive encoder, fine-tuned" in text
+    assert "How to read it" in text and "contrastive encoder, fine-tuned" in text and "decisions to return" in text
+
+
+def test_jobs_pretrain_once_per_seed_and_pretext_and_start_with_the_longest():
+    config = PixelTransferConfig(seeds=(0, 1), conditions=("scratch", "supervised-frozen", "supervised-finetuned"))
+    assert config.jobs() == [(0, "supervised"), (1, "supervised"), (0, "scratch"), (1, "scratch")]
+    with pytest.raises(ValueError, match="unknown conditions"):
+        PixelTransferConfig(conditions=("scratch", "imagenet-frozen"))
+
+
+def test_the_target_is_read_off_the_first_validation_that_reaches_it():
+    run = {
+        "curve": [
+            {"steps": 10, "mean_return": -47.6},
+            {"steps": 20, "mean_return": 12.0},
+            {"steps": 30, "mean_return": -5.0},
+        ]
+    }
+    assert first_reaching(run, 0.0)["steps"] == 20
+    assert first_reaching(run, 50.0) is None

@@ -123,6 +123,8 @@ def test_valid_action_forms_are_accepted():
         ({"render_mode": "window"}, "render_mode must be one of"),
         ({"frame_skip": 0}, "frame_skip must be a positive integer"),
         ({"frame_skip": 2.0}, "frame_skip must be a positive integer"),
+        ({"obs_type": "pixels", "frame_stack": 0}, "frame_stack must be a positive integer"),
+        ({"frame_stack": 2}, "frame_stack stacks pixel frames; it needs obs_type='pixels'"),
     ],
 )
 def test_bad_constructor_arguments_say_what_is_wrong(kwargs, message):
@@ -140,6 +142,23 @@ def test_a_frame_skip_step_is_that_many_steps_with_the_rewards_added_up():
         np.testing.assert_array_equal(obs, single._observation())
         assert reward == pytest.approx(sum(rewards))
     check_env(SkiEnv(frame_skip=4), skip_render_check=True)
+
+
+def test_a_frame_stack_shows_the_last_frames_newest_last_and_the_first_one_everywhere_at_reset():
+    single, stacked = SkiEnv(obs_type="pixels"), SkiEnv(obs_type="pixels", frame_stack=3)
+    assert stacked.observation_space.shape == (84, 84, 9)
+    frames = [single.reset(seed=5)[0]]
+    obs, _ = stacked.reset(seed=5)
+    np.testing.assert_array_equal(obs, np.concatenate(frames * 3, axis=-1))
+    for action in [2, 0, 0, 4]:
+        frames.append(single.step(action)[0])
+        obs, *_ = stacked.step(action)
+        last_three = ([frames[0]] * 2 + frames)[-3:]
+        np.testing.assert_array_equal(obs, np.concatenate(last_three, axis=-1))
+    obs, _ = stacked.reset(seed=6)  # a new episode forgets the old frames
+    np.testing.assert_array_equal(obs[..., :3], obs[..., 6:])
+    check_env(SkiEnv(obs_type="pixels", frame_skip=4, frame_stack=2), skip_render_check=True)
+    sb3_check_env(SkiEnv(obs_type="pixels", frame_skip=4, frame_stack=2), warn=True)
 
 
 def test_a_frame_skip_episode_still_lasts_100_seconds_at_most():

@@ -10,6 +10,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import InvalidAction
 
+from envs.rendering import FrameStack
 from envs.ski import physics
 from envs.ski.course import Course, generate_course, get_slope
 from envs.ski.physics import (
@@ -110,7 +111,8 @@ class SkiEnv(gym.Env):
 
     With ``obs_type="pixels"`` the observation is the rendered view around the skier, ``Box(0, 255, (84, 84,
     3), uint8)``, drawn off-screen without opening a window, for CNN policies: 60 m of slope from top to
-    bottom with the skier a quarter of the way down, so the next gate is always in view.
+    bottom with the skier a quarter of the way down, so the next gate is always in view (``3 * frame_stack``
+    channels with a frame stack, see below).
 
     ## Rewards
 
@@ -160,6 +162,10 @@ class SkiEnv(gym.Env):
       and only the last state is observed (and, for pixels, rendered). Pixel agents use 4: a decision every
       0.4 s still skis every green course cleanly (the heuristic skier does), and an episode needs a quarter of
       the decisions and renders. The native vector env takes no frame skip.
+    * ``frame_stack``: with ``obs_type="pixels"``, the last ``k`` frames side by side along the channels, newest
+      last: ``Box(0, 255, (84, 84, 3 * k), uint8)``; at reset the first frame fills every slot. One frame shows
+      where the gates are but not how fast the skier goes; two show both. Pixel agents use 2 (with a frame skip
+      of 4, the frames are 0.4 s apart).
 
     ## Version History
 
@@ -182,6 +188,7 @@ class SkiEnv(gym.Env):
         obs_type: str = "vector",
         continuous: bool = False,
         frame_skip: int = 1,
+        frame_stack: int = 1,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
@@ -192,6 +199,9 @@ class SkiEnv(gym.Env):
         if not isinstance(frame_skip, (int, np.integer)) or isinstance(frame_skip, bool) or frame_skip < 1:
             raise ValueError(f"frame_skip must be a positive integer, got {frame_skip!r}")
         self.frame_skip = int(frame_skip)
+        if frame_stack != 1 and obs_type != "pixels":
+            raise ValueError(f"frame_stack stacks pixel frames; it needs obs_type='pixels', got {obs_type!r}")
+        self._frames = FrameStack(frame_stack)
         self.render_mode = render_mode
         self.slope = get_slope(slope)
         self.course_seed = course_seed
@@ -207,7 +217,8 @@ class SkiEnv(gym.Env):
         else:
             self.action_space = spaces.Discrete(len(DISCRETE_ACTIONS))
         if obs_type == "pixels":
-            self.observation_space = spaces.Box(0, 255, (PIXEL_SIZE, PIXEL_SIZE, 3), dtype=np.uint8)
+            shape = (PIXEL_SIZE, PIXEL_SIZE, 3 * self._frames.k)
+            self.observation_space = spaces.Box(0, 255, shape, dtype=np.uint8)
         else:
             self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
 
@@ -234,7 +245,7 @@ class SkiEnv(gym.Env):
         self._trail.append((x, 0.0))
         if self.render_mode == "human":
             self.render()
-        return self._observation(), self._info(False)
+        return self._observation(new_episode=True), self._info(False)
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         if self._state is None:
@@ -275,13 +286,16 @@ class SkiEnv(gym.Env):
             raise InvalidAction(f"action must be an integer in 0..5 ({', '.join(ACTION_NAMES)}), got {action!r}")
         return DISCRETE_ACTIONS[action]
 
-    def _observation(self) -> np.ndarray:
+    def _observation(self, new_episode: bool = False) -> np.ndarray:
         if self.obs_type == "pixels":
             if self._pixel_renderer is None:
                 from envs.ski.rendering import SkiRenderer
 
                 self._pixel_renderer = SkiRenderer(PIXEL_SIZE, PIXEL_SIZE, hud=False)
-            return self._pixel_renderer.rgb_array(self.scene())
+            frame = self._pixel_renderer.rgb_array(self.scene())
+            if self._frames.k == 1:
+                return frame
+            return self._frames.reset(frame) if new_episode else self._frames.push(frame)
         return observe(self._state, self._tables, self._constants)
 
     def _info(self, finished: bool) -> dict[str, Any]:

@@ -1,0 +1,39 @@
+"""Independent jobs run side by side in fresh processes: how the benchmarks use both cores.
+
+One process per core, each with one torch thread (more threads than cores make small networks far slower), and
+``spawn`` rather than ``fork``: a forked child inherits torch's thread pool and random state from the parent, a
+spawned one starts clean, so a job gives the same result in a worker as in the parent.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, TypeVar
+
+Result = TypeVar("Result")
+
+
+def run_jobs(function: Callable[..., Result], jobs: Sequence[tuple[Any, ...]], workers: int) -> Iterator[Result]:
+    """``function(*job)`` for every job, yielded in job order: here when ``workers`` is 1, otherwise in ``workers``
+    spawned processes (``function`` and the jobs must pickle: a module-level function and plain data)."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    if workers == 1:
+        for job in jobs:
+            yield function(*job)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_torch_thread) as pool:
+        futures = [pool.submit(function, *job) for job in jobs]
+        for future in futures:
+            yield future.result()
+
+
+def _one_torch_thread() -> None:
+    import torch
+
+    from trends.training import TORCH_THREADS
+
+    torch.set_num_threads(TORCH_THREADS)
