@@ -237,7 +237,8 @@ class ValidationCallback(EvalCallback):
             if not isinstance(target, VecEnvWrapper):
                 raise TypeError("the training env normalises observations but the validation env does not")
             target = target.venv
-        target.obs_rms = deepcopy(source.obs_rms)
+        if source.norm_obs:  # without it VecNormalize has no obs_rms (the pixel skier's images)
+            target.obs_rms = deepcopy(source.obs_rms)
         target.ret_rms = deepcopy(source.ret_rms)
 
     def _record(self, rewards: list[float], lengths: list[int]) -> None:

@@ -26,8 +26,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
+from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 from stable_baselines3.common.utils import set_random_seed
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize, VecTransposeImage
 
 from agents.algorithms import AlgorithmError, algorithm_class, check_action_space, make_agent
 from agents.callbacks import (
@@ -290,7 +291,11 @@ def _build_envs(plan: _Plan) -> tuple[VecEnv, VecEnv]:
             venv.training = True
         else:
             venv = VecNormalize(venv, **{"gamma": gamma, **settings.normalize})
-        eval_env = VecNormalize(eval_env, training=False, norm_reward=False, gamma=gamma)
+        # norm_obs as in training: images (CnnPolicy) are not normalised, and a validation env that did would clip
+        # every pixel to +-10 with statistics never synced.
+        eval_env = VecNormalize(eval_env, training=False, norm_obs=venv.norm_obs, norm_reward=False, gamma=gamma)
+    if is_image_space(eval_env.observation_space) and not is_image_space_channels_first(eval_env.observation_space):
+        eval_env = VecTransposeImage(eval_env)  # as SB3 wraps the training env of an image policy
     return venv, eval_env
 
 

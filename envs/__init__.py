@@ -7,6 +7,9 @@ from gymnasium.envs.registration import register, registry
 
 SKI_MAX_STEPS = 1000  # 100 s of skiing
 SKI_CLEAN_GREEN = 160.0  # return of a clean run of the green slope (see SkiEnv's docstring)
+# The skier as a CNN sees it (ALE's pixel Atari ids are the same game as the RAM ones): two 84x84 frames 0.4 s apart,
+# a decision every 4 physics steps. With one frame every pixel agent tried settled on braking all the way down.
+SKI_PIXELS_KWARGS = {"obs_type": "pixels", "frame_skip": 4, "frame_stack": 2}
 
 
 def _register(env_id: str, **kwargs) -> None:
@@ -20,6 +23,13 @@ _register(
     vector_entry_point="envs.ski.vector_env:SkiVectorEnv",
     max_episode_steps=SKI_MAX_STEPS,
     reward_threshold=SKI_CLEAN_GREEN,
+)
+_register(
+    "trendgym/SkiPixels-v0",
+    entry_point="envs.ski.ski_env:SkiEnv",
+    max_episode_steps=SKI_MAX_STEPS // SKI_PIXELS_KWARGS["frame_skip"],
+    reward_threshold=SKI_CLEAN_GREEN,
+    kwargs=SKI_PIXELS_KWARGS,
 )
 _register(
     "trendgym/SkiContinuous-v0",

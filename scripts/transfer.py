@@ -7,6 +7,7 @@ Examples:
   python scripts/transfer.py labels --dataset digits --pretraining none --mode linear_probe   # frozen random encoder
   python scripts/transfer.py labels --dataset mnist1d --seed 3 --out /tmp/transfer
   python scripts/transfer.py curriculum --teacher runs/ppo/Ski-v0_1 --slope blue --budget 6e5   # green -> blue
+  python scripts/transfer.py pixels --conditions scratch supervised-frozen --seeds 0 1   # pixel PPO, two starts
 
 The target task is classes 5-9 of the dataset (relabelled 0-4), the source task classes 0-4. Each command prints
 its table and writes it as markdown and CSV under --out (default runs/transfer/reports). Pre-trained encoders are
@@ -26,6 +27,7 @@ from agents.benchmarks.transfer_labels import arm_name
 from agents.cli import (
     HelpFormatter,
     examples_of,
+    non_negative_int,
     positive_int,
     run_subcommand,
     share,
@@ -140,8 +142,55 @@ def _run_curriculum(args: argparse.Namespace) -> None:
     print(f"wrote {md} and {table}", file=sys.stderr)
 
 
+def _add_pixels(subparsers: argparse._SubParsersAction) -> None:
+    from agents.benchmarks.pixel_transfer import CONDITIONS, PixelTransferConfig
+
+    defaults = PixelTransferConfig()
+    parser = subparsers.add_parser(
+        "pixels",
+        help="PPO on ski pixels from a pre-trained CNN encoder (frozen or fine-tuned), against a CNN from scratch",
+        description="Pre-train the Nature CNN on ski frames (supervised: regress the state; contrastive: SimCLR), "
+        "then train PPO on trendgym/SkiPixels-v0 from it and from scratch with the same recipe and budget; report "
+        "the decisions and training time to the target validation return, and the learning curves.",
+        epilog=examples_of(__doc__),
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS), help="starts")
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0], help="training seeds")
+    parser.add_argument("--budget", type=positive_int, default=defaults.budget, help="PPO decisions per run")
+    parser.add_argument(
+        "--target", type=float, default=defaults.target, help="mean validation return that counts as skiing down"
+    )
+    parser.add_argument("--workers", type=positive_int, default=1, help="processes running seeds side by side")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
+    parser.set_defaults(handler=_run_pixels)
+
+
+def _run_pixels(args: argparse.Namespace) -> None:
+    from agents.benchmarks.pixel_transfer import PixelTransferConfig, first_reaching, run_pixel_transfer
+
+    config = PixelTransferConfig(
+        seeds=tuple(dict.fromkeys(args.seeds)), conditions=tuple(dict.fromkeys(args.conditions)), budget=args.budget,
+        target=args.target, workers=args.workers,
+    )  # fmt: skip
+    result = run_pixel_transfer(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
+    markdown = result.to_markdown()
+    print(markdown)
+    header = ["condition", "seed", "decisions_to_target", "last_validation_return", "test_return", "test_clean_rate"]
+    rows = []
+    for condition, runs in result.runs.items():
+        for run in runs:
+            reached, test = first_reaching(run, config.target), run["final_model_on_test"]
+            rows.append(
+                [condition, run["seed"], reached["steps"] if reached else "", run["curve"][-1]["mean_return"],
+                 test["mean_return"], test["clean_rate"]]
+            )  # fmt: skip
+    md, table = write_table(args.out, "pixels", "Pixel PPO from pre-trained encoders", markdown, header, rows)
+    print(f"wrote {md} and {table}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    return subcommand_parser("transfer.py", __doc__, (_add_labels, _add_curriculum))
+    return subcommand_parser("transfer.py", __doc__, (_add_labels, _add_curriculum, _add_pixels))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import envs  # noqa: F401  (registers the ids)
 from envs.ski.ski_env import SkiEnv
 
-SKI_IDS = ["trendgym/Ski-v0", "trendgym/SkiContinuous-v0"]
+SKI_IDS = ["trendgym/Ski-v0", "trendgym/SkiContinuous-v0", "trendgym/SkiPixels-v0"]
 
 
 @pytest.mark.parametrize("env_id", SKI_IDS)
@@ -27,6 +27,12 @@ def test_registered_with_time_limit_and_clean_run_threshold():
     assert spec.reward_threshold == 160.0
     env = gym.make("envs:trendgym/Ski-v0")  # the module-prefixed form imports envs itself
     assert isinstance(env.unwrapped, SkiEnv)
+
+
+def test_the_pixel_id_is_the_same_ski_seen_as_two_frames_with_its_time_limit_in_decisions():
+    env = gym.make("trendgym/SkiPixels-v0", slope="blue")
+    assert env.observation_space.shape == (84, 84, 6) and env.unwrapped.slope.name == "blue"
+    assert env.spec.max_episode_steps == 250 and env.spec.reward_threshold == 160.0  # 250 x 0.4 s = 100 s
 
 
 def rollout(env, seed, actions):

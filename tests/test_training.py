@@ -272,6 +272,30 @@ def test_maskableppo_trains_on_the_ski_env_with_its_action_masks(tmp_path):
     assert result.num_timesteps >= 1024 and (result.run_dir / "model.zip").exists()
 
 
+def test_the_pixel_skier_trains_validates_and_saves_with_a_cnn_policy(tmp_path):
+    """Its entry normalises rewards but not the images: validation must not normalise them either (it clipped every
+    pixel to +-10 and failed on the missing statistics before)."""
+    config = TrainConfig(
+        algo="ppo",
+        env="trendgym/SkiPixels-v0",
+        timesteps=512,
+        n_envs=2,
+        hyperparams=["n_steps:128", "batch_size:128"],
+        tensorboard_log=tmp_path,
+        eval_freq=256,
+        eval_episodes=1,
+        save_freq=0,
+        verbose=0,
+        n_frames=0,
+    )
+    result = train(config)
+    assert (result.run_dir / "model.zip").exists() and (result.run_dir / "best_model.zip").exists()
+    evaluations = np.load(result.run_dir / "evaluations.npz")
+    assert len(evaluations["results"]) == 2
+    loaded = load_agent(result.run_dir)
+    assert loaded.model.policy.__class__.__name__ == "ActorCriticCnnPolicy" and not loaded.vecnormalize.norm_obs
+
+
 def test_a_new_run_can_start_from_a_trained_agent(trained_run, tmp_path):
     """--init-from: the new agent starts with the trained policy (all of it, or its hidden layers only) and the
     trained run's observation statistics, and its config.yml says where it came from."""

@@ -2,6 +2,7 @@
 augmentations, pre-training, the encoder cache, and fine-tuning against a frozen random encoder."""
 
 import csv
+import functools
 import math
 
 import numpy as np
@@ -156,6 +157,9 @@ def test_the_labels_command_prints_and_writes_the_run_against_scratch(tmp_path, 
         (["labels", "--pretraining", "none", "--mode", "fine_tune"], "use mode 'scratch'"),
         (["labels", "--pretraining", "contrastive", "--mode", "scratch"], "use pretraining 'none'"),
         (["frobnicate"], "invalid choice"),
+        (["pixels", "--conditions", "imagenet-frozen"], "invalid choice"),
+        (["pixels", "--seeds", "-1"], "expected a non-negative integer"),
+        (["pixels", "--workers", "0"], "expected a positive"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
@@ -175,3 +179,16 @@ def test_curriculum_compares_a_transferred_skier_with_one_from_scratch(trained_r
 def test_curriculum_without_a_teacher_run_is_one_line(tmp_path, capsys):
     code, _, err = run_main(transfer_script, ["curriculum", "--teacher", str(tmp_path / "none")], capsys)
     assert_one_line_error(code, err, 1, "does not exist")
+
+
+def test_pixels_compares_pixel_ppo_starts_and_writes_its_table(tmp_path, capsys, monkeypatch):
+    import agents.benchmarks.pixel_transfer as bench
+
+    small = functools.partial(bench.PixelTransferConfig, eval_episodes=1, test_episodes=1, n_envs=2, frames=32)
+    monkeypatch.setattr(bench, "PixelTransferConfig", small)  # a budget of seconds: few courses and frames
+    argv = ["pixels", "--conditions", "scratch", "supervised-frozen", "--budget", "256", "--out", str(tmp_path)]
+    code, out, err = run_main(transfer_script, argv, capsys)
+    assert code == 0, err
+    assert "| CNN from scratch |" in out and "| supervised encoder, frozen |" in out
+    rows = (tmp_path / "pixels.csv").read_text().splitlines()
+    assert rows[0].startswith("condition,seed,decisions_to_target") and len(rows) == 3

@@ -31,10 +31,12 @@ from typing import Any
 
 import torch
 
-from agents.benchmarks.learning import SKI_ID, LearningTask, train_to_target
+from agents.benchmarks.learning import LearningTask, train_to_target
 from agents.benchmarks.report import format_machine, format_rate, machine_info, markdown_table, publish
+from agents.hyperparams import load_hyperparams
 from agents.pixel_transfer import collect_frames, encoder_init
 from agents.processes import run_jobs
+from envs import SKI_PIXELS_KWARGS
 from trends.transfer.vision import NatureEncoder, VisionRecipe, pretrain_contrastive, pretrain_supervised
 
 BENCH_NAME = "pixel_transfer"
@@ -47,25 +49,11 @@ LABELS = {
     "contrastive-frozen": "contrastive encoder, frozen",
     "contrastive-finetuned": "contrastive encoder, fine-tuned",
 }
-PIXEL_ENV: dict[str, Any] = {"obs_type": "pixels", "frame_skip": 4, "frame_stack": 2}
+PIXEL_ID = "trendgym/SkiPixels-v0"
+PIXEL_ENV: dict[str, Any] = SKI_PIXELS_KWARGS  # what that id sets: pixels, frame skip 4, frame stack 2
 BRAKING_RETURN = -47.6  # the green slope's return of braking for all 100 s (no fault, a few metres of progress)
-
-# PPO on pixels as RL Zoo trains it on Atari (8 envs x 128 steps, 4 epochs of batches of 256, learning rate
-# 2.5e-4 decaying to 0, entropy bonus 0.01: without it the pixel agents settled on braking sooner), rewards
-# normalised as the vector skier's are, observations not (CnnPolicy divides the frames by 255).
-PIXEL_PPO: dict[str, Any] = {
-    "n_envs": 8,
-    "policy": "CnnPolicy",
-    "normalize": "dict(norm_obs=False, norm_reward=True)",
-    "n_steps": 128,
-    "batch_size": 256,
-    "n_epochs": 4,
-    "gamma": 0.99,
-    "gae_lambda": 0.95,
-    "clip_range": 0.2,
-    "ent_coef": 0.01,
-    "learning_rate": "lin_2.5e-4",
-}
+# The pixel skier's entry in agents/hyperparams/ppo.yml (RL Zoo's Atari recipe), its budget set per run.
+PIXEL_PPO: dict[str, Any] = {k: v for k, v in load_hyperparams("ppo", PIXEL_ID).items() if k != "n_timesteps"}
 
 Progress = Callable[[str], None]
 
@@ -111,13 +99,13 @@ def pixel_task(
     test_episodes: int = 20,
     n_envs: int = PIXEL_PPO["n_envs"],
 ) -> LearningTask:
-    """The ski on ``slope`` seen as :data:`PIXEL_ENV`, PPO with :data:`PIXEL_PPO`, trained in a DummyVecEnv (the
+    """The ski on ``slope`` seen as pixels (:data:`PIXEL_ID`), PPO with :data:`PIXEL_PPO`, trained in a DummyVecEnv (the
     native vector env serves vector observations only) for exactly ``budget`` decisions: the target is out of
     reach, so the whole curve is recorded and the report reads the target off it."""
     return LearningTask(
         name=f"{slope} pixels",
-        env_id=SKI_ID,
-        env_kwargs={"slope": slope, **PIXEL_ENV},
+        env_id=PIXEL_ID,
+        env_kwargs={"slope": slope},
         hyperparams={**PIXEL_PPO, "n_envs": n_envs},
         budget=budget,
         metric="return",
