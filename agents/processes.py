@@ -16,13 +16,21 @@ Result = TypeVar("Result")
 
 
 def run_jobs(function: Callable[..., Result], jobs: Sequence[tuple[Any, ...]], workers: int) -> Iterator[Result]:
-    """``function(*job)`` for every job, yielded in job order: here when ``workers`` is 1, otherwise in ``workers``
-    spawned processes (``function`` and the jobs must pickle: a module-level function and plain data)."""
+    """``function(*job)`` for every job, yielded in job order, always with one torch thread: here when ``workers``
+    is 1 (the caller's thread count restored afterwards), otherwise in ``workers`` spawned processes
+    (``function`` and the jobs must pickle: a module-level function and plain data)."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     if workers == 1:
-        for job in jobs:
-            yield function(*job)
+        import torch
+
+        threads = torch.get_num_threads()
+        _one_torch_thread()
+        try:
+            for job in jobs:
+                yield function(*job)
+        finally:
+            torch.set_num_threads(threads)
         return
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_torch_thread) as pool:

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import csv
 import io
-import multiprocessing
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from agents.benchmarks.report import format_machine, machine_info, markdown_table, publish
+from agents.processes import run_jobs
 from agents.search import METHODS, SearchOutcome, run_search
 from trends.automl.table import load_table
 from trends.files import atomic_write, atomic_write_text
@@ -83,21 +82,10 @@ def run_compare(config: CompareConfig, log: Callable[[str], None] | None = None)
 
 def _outcomes(config: CompareConfig, jobs: list[tuple[str, int]]) -> Iterator[SearchOutcome]:
     """The searches' outcomes in job order, run here (one worker) or in fresh processes."""
-    if config.workers == 1:
-        for method, seed in jobs:
-            yield _run_one(config, method, seed)
-        return
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter per worker: no torch state inherited
-    with ProcessPoolExecutor(max_workers=config.workers, mp_context=context) as pool:
-        futures = [pool.submit(_run_one, config, method, seed) for method, seed in jobs]
-        for future in futures:
-            yield future.result()
+    return run_jobs(_run_one, [(config, method, seed) for method, seed in jobs], config.workers)
 
 
 def _run_one(config: CompareConfig, method: str, seed: int) -> SearchOutcome:
-    import torch
-
-    torch.set_num_threads(1)
     return run_search(config.space, method, config.budget, seed=seed, backend=config.backend, storage="memory")
 
 

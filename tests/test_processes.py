@@ -20,8 +20,17 @@ def test_jobs_run_in_fresh_processes_with_one_torch_thread_and_come_back_in_orde
     assert {threads for _, _, threads in results} == {1}
 
 
-def test_one_worker_runs_the_jobs_here():
-    assert [pid for _, pid, _ in run_jobs(_job, [(1,), (2,)], workers=1)] == [os.getpid()] * 2
+def test_one_worker_runs_the_jobs_here_with_one_torch_thread_and_restores_the_count():
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        results = list(run_jobs(_job, [(1,), (2,)], workers=1))
+        assert [(pid, n) for _, pid, n in results] == [(os.getpid(), 1)] * 2
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_zero_workers_is_refused():

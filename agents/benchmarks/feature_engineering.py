@@ -13,10 +13,8 @@ no search is served another's scores and the wall times compare.
 
 from __future__ import annotations
 
-import multiprocessing
 import statistics
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ import numpy as np
 
 from agents.benchmarks.report import format_machine, machine_info, markdown_table, publish
 from agents.feature_search import FEATURE_METHODS, RL_SETTINGS, FeatureSearchOutcome, run_feature_search
+from agents.processes import run_jobs
 from trends.features.datasets import FEATURE_DATASETS, KNOWN_FEATURES, load_tabular
 
 BENCH_NAME = "feature_engineering"
@@ -171,24 +170,10 @@ def write_feature_engineering_report(
 
 
 def _outcomes(config: FeatureEngineeringConfig) -> Iterator[FeatureSearchOutcome]:
-    jobs = config.jobs()
-    if config.workers == 1:
-        for job in jobs:
-            yield _run_one(config, *job)
-        return
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter per worker: no torch state inherited
-    with ProcessPoolExecutor(max_workers=config.workers, mp_context=context) as pool:
-        futures = [pool.submit(_run_one, config, *job) for job in jobs]
-        for future in futures:
-            yield future.result()
+    return run_jobs(_run_one, [(config, *job) for job in config.jobs()], config.workers)
 
 
 def _run_one(config: FeatureEngineeringConfig, dataset: str, method: str, seed: int) -> FeatureSearchOutcome:
-    import torch
-
-    from trends.training import TORCH_THREADS
-
-    torch.set_num_threads(TORCH_THREADS)
     budget = config.budgets[dataset]
     return run_feature_search(dataset, method, budget, seed=seed, model=config.model, storage="memory")
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -157,7 +158,8 @@ def run_pixel_transfer(
     config = config or PixelTransferConfig()
     result = PixelTransferResult(config)
     begin = time.perf_counter()
-    for outcome in run_jobs(_run_job, [(config, seed, group) for seed, group in config.jobs()], config.workers):
+    jobs = [(config, seed, group, progress is not None) for seed, group in config.jobs()]
+    for outcome in run_jobs(_run_job, jobs, config.workers):
         for pretext, record in outcome.pretraining.items():
             result.pretraining.setdefault(pretext, []).append(record)
         for condition, run in outcome.runs.items():
@@ -180,8 +182,10 @@ def write_pixel_transfer_report(
     return publish(BENCH_NAME, title, result.to_markdown(), result.to_dict(), out_dir, readme)
 
 
-def _run_job(config: PixelTransferConfig, seed: int, group: str) -> JobOutcome:
-    """One seed's scratch run, or one seed's pre-training with ``group``'s pretext and its conditions' runs."""
+def _run_job(config: PixelTransferConfig, seed: int, group: str, report: bool) -> JobOutcome:
+    """One seed's scratch run, or one seed's pre-training with ``group``'s pretext and its conditions' runs; with
+    ``report``, every validation is printed to stderr as it happens (from a worker process too)."""
+    progress = _print_to_stderr if report else None
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -190,15 +194,23 @@ def _run_job(config: PixelTransferConfig, seed: int, group: str) -> JobOutcome:
         )
         conditions = [c for c in config.conditions if c.split("-")[0] == group]
         if group == "scratch":
-            return JobOutcome(seed, {}, {"scratch": train_to_target(replace(task, name="scratch"), seed).to_dict()})
+            run = train_to_target(replace(task, name="scratch"), seed, progress)
+            return JobOutcome(seed, {}, {"scratch": run.to_dict()})
         encoder, record = _pretrain(config, seed, group)
+        if progress is not None:
+            losses = record["losses"]
+            progress(f"seed {seed}: {group} pre-training, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
         runs = {}
         for condition in conditions:
             init = encoder_init(encoder.state_dict(), freeze=condition.endswith("-frozen"))
-            runs[condition] = train_to_target(replace(task, name=condition), seed, init=init).to_dict()
+            runs[condition] = train_to_target(replace(task, name=condition), seed, progress, init).to_dict()
         return JobOutcome(seed, {group: record}, runs)
     finally:
         torch.set_num_threads(threads)
+
+
+def _print_to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _pretrain(config: PixelTransferConfig, seed: int, pretext: str) -> tuple[NatureEncoder, dict[str, Any]]:
