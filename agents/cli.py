@@ -14,7 +14,14 @@ EXIT_INTERRUPTED = 130
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the examples' line breaks and shows every default."""
+    """Keeps the examples' line breaks and shows every default, except where the help already says it in words
+    (a default worked out at run time, such as a path or a study name) or there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "(default" in text or action.default is None:
+            return text
+        return super()._get_help_string(action)
 
 
 class OneLineParser(argparse.ArgumentParser):
