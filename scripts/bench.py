@@ -32,6 +32,7 @@ EXAMPLES = """examples:
   python scripts/bench.py ensemble-agents          # five ski agents alone and as one, on green and blue
   python scripts/bench.py ensemble-combine         # RL selection, Caruana, stacking... on digits and MNIST-1D
   python scripts/bench.py transfer-curriculum      # green-to-blue transfer against blue from scratch, 5 seeds
+  python scripts/bench.py transfer-curriculum --slope black   # green to black, to a mean return of 0
   python scripts/bench.py transfer-labels          # pre-trained encoders against scratch at few labels, 5 seeds
   python scripts/bench.py imitation                # GAIL and behaviour cloning against the number of demos
   python scripts/bench.py gan-modes                # vanilla GAN against PacGAN on the ring and the grid
@@ -460,19 +461,23 @@ def _add_transfer_curriculum(subparsers: argparse._SubParsersAction) -> None:
     defaults = CurriculumConfig()
     parser = subparsers.add_parser(
         "transfer-curriculum",
-        help="green-to-blue transfer against training on blue from scratch: steps to a clean-run rate",
-        description="Start PPO on the blue slope from each seed's green teacher (its whole policy, or its hidden "
-        "layers only) or from scratch, train with the same recipe and budget, and report the steps to the target "
-        "clean-run rate on held-out blue courses and the learning curves. Trains the green teachers first when "
+        help="green-to-blue (or black) transfer against training there from scratch: steps to a target",
+        description="Start PPO on the blue or black slope from each seed's green teacher (its whole policy, or its "
+        "hidden layers only) or from scratch, train with the same recipe and budget, and report the steps to the "
+        "target on held-out courses (blue: 40% clean runs in 600k steps; black: a mean return of 0 in 1M steps, "
+        "clean runs being out of reach there) and the learning curves. Trains the green teachers first when "
         "runs/compression/teachers lacks them.",
         epilog=EXAMPLES,
         formatter_class=HelpFormatter,
     )
+    parser.add_argument("--slope", choices=["blue", "black"], default=defaults.slope, help="the harder slope")
     parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=list(defaults.seeds), help="seeds")
     parser.add_argument(
         "--conditions", nargs="+", choices=CONDITIONS, default=list(defaults.conditions), help="starting points"
     )
-    parser.add_argument("--budget", type=positive_int, default=defaults.budget, help="blue steps per run at most")
+    parser.add_argument(
+        "--budget", type=positive_int, help="steps per run at most (default: 600k on blue, 1M on black)"
+    )
     _add_report_arguments(parser)
     parser.set_defaults(func=_run_transfer_curriculum)
 
@@ -480,9 +485,10 @@ def _add_transfer_curriculum(subparsers: argparse._SubParsersAction) -> None:
 def _run_transfer_curriculum(args: argparse.Namespace) -> int:
     from agents.benchmarks.transfer_curriculum import CurriculumConfig, run_curriculum, write_curriculum_report
 
-    config = CurriculumConfig(
-        seeds=tuple(dict.fromkeys(args.seeds)), conditions=tuple(dict.fromkeys(args.conditions)), budget=args.budget
-    )
+    changes = {"seeds": tuple(dict.fromkeys(args.seeds)), "conditions": tuple(dict.fromkeys(args.conditions))}
+    if args.budget is not None:
+        changes["budget"] = args.budget
+    config = CurriculumConfig.for_slope(args.slope, **changes)
     return _run_and_report(run_curriculum, write_curriculum_report, config, args)
 
 

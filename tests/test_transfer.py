@@ -192,3 +192,22 @@ def test_pixels_compares_pixel_ppo_starts_and_writes_its_table(tmp_path, capsys,
     assert "| CNN from scratch |" in out and "| supervised encoder, frozen |" in out
     rows = (tmp_path / "pixels.csv").read_text().splitlines()
     assert rows[0].startswith("condition,seed,decisions_to_target") and len(rows) == 3
+
+
+def test_the_black_curriculum_counts_a_return_target_and_publishes_apart_from_blue(trained_run, tmp_path):
+    from agents.benchmarks.transfer_curriculum import CurriculumConfig, run_curriculum, write_curriculum_report
+
+    config = CurriculumConfig.for_slope(
+        "black", seeds=(0,), conditions=("body",), teacher=trained_run, budget=4096, eval_every=4096,
+        eval_episodes=2, test_episodes=2,
+    )  # fmt: skip
+    assert (config.metric, config.target) == ("return", 0.0)
+    result = run_curriculum(config)
+    run = result.runs["body"][0]
+    assert run["reached"] == (run["curve"][0]["score"] >= 0.0)
+    assert run["curve"][0]["score"] == run["curve"][0]["mean_return"]  # the score is the return, not a rate
+    paths = write_curriculum_report(result, tmp_path)
+    text = paths["markdown"].read_text()
+    assert paths["markdown"].name == "transfer_curriculum_black.md" and "reached return 0" in text
+    with pytest.raises(ValueError, match="unknown metric"):
+        CurriculumConfig(metric="speed")
