@@ -8,6 +8,7 @@ spawned one starts clean, so a job gives the same result in a worker as in the p
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -37,6 +38,12 @@ def run_jobs(function: Callable[..., Result], jobs: Sequence[tuple[Any, ...]], w
         futures = [pool.submit(function, *job) for job in jobs]
         for future in futures:
             yield future.result()
+
+
+def print_progress(message: str) -> None:
+    """A worker's progress line: straight to stderr, flushed, since a callable of the parent cannot follow a job
+    into its process."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def _one_torch_thread() -> None:

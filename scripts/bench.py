@@ -478,6 +478,7 @@ def _add_transfer_curriculum(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--budget", type=positive_int, help="steps per run at most (default: 600k on blue, 1M on black)"
     )
+    parser.add_argument("--workers", type=positive_int, default=defaults.workers, help="processes, a seed each")
     _add_report_arguments(parser)
     parser.set_defaults(func=_run_transfer_curriculum)
 
@@ -485,7 +486,11 @@ def _add_transfer_curriculum(subparsers: argparse._SubParsersAction) -> None:
 def _run_transfer_curriculum(args: argparse.Namespace) -> int:
     from agents.benchmarks.transfer_curriculum import CurriculumConfig, run_curriculum, write_curriculum_report
 
-    changes = {"seeds": tuple(dict.fromkeys(args.seeds)), "conditions": tuple(dict.fromkeys(args.conditions))}
+    changes = {
+        "seeds": tuple(dict.fromkeys(args.seeds)),
+        "conditions": tuple(dict.fromkeys(args.conditions)),
+        "workers": args.workers,
+    }
     if args.budget is not None:
         changes["budget"] = args.budget
     config = CurriculumConfig.for_slope(args.slope, **changes)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -36,7 +35,7 @@ from agents.benchmarks.learning import LearningTask, train_to_target
 from agents.benchmarks.report import format_machine, format_rate, machine_info, markdown_table, publish
 from agents.hyperparams import load_hyperparams
 from agents.pixel_transfer import collect_frames, encoder_init
-from agents.processes import run_jobs
+from agents.processes import print_progress, run_jobs
 from envs import SKI_PIXELS_KWARGS
 from trends.transfer.vision import NatureEncoder, VisionRecipe, pretrain_contrastive, pretrain_supervised
 
@@ -185,7 +184,7 @@ def write_pixel_transfer_report(
 def _run_job(config: PixelTransferConfig, seed: int, group: str, report: bool) -> JobOutcome:
     """One seed's scratch run, or one seed's pre-training with ``group``'s pretext and its conditions' runs; with
     ``report``, every validation is printed to stderr as it happens (from a worker process too)."""
-    progress = _print_to_stderr if report else None
+    progress = print_progress if report else None
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -207,10 +206,6 @@ def _run_job(config: PixelTransferConfig, seed: int, group: str, report: bool) -
         return JobOutcome(seed, {group: record}, runs)
     finally:
         torch.set_num_threads(threads)
-
-
-def _print_to_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _pretrain(config: PixelTransferConfig, seed: int, pretext: str) -> tuple[NatureEncoder, dict[str, Any]]:

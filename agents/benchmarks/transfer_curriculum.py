@@ -19,9 +19,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from agents.benchmarks.learning import SeedRun, ski_task, train_to_target
+from agents.benchmarks.learning import LearningTask, ski_task, train_to_target
 from agents.benchmarks.report import format_machine, format_rate, machine_info, markdown_table, publish
 from agents.compression.teachers import DEFAULT_ROOT, ski_teacher
+from agents.processes import print_progress, run_jobs
 from agents.runs import load_agent
 from agents.transfer import transfer_policy
 
@@ -44,6 +45,7 @@ class CurriculumConfig:
     test_episodes: int = 50
     teachers_root: Path = DEFAULT_ROOT
     teacher: Path | None = None  # one trained run to start every seed from; None: the green teacher of each seed
+    workers: int = 1  # processes running seeds side by side
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -83,13 +85,22 @@ def run_curriculum(config: CurriculumConfig | None = None, progress: Progress | 
         target=config.target,
     )
     result = CurriculumResult(config)
-    for seed in config.seeds:
-        for condition in config.conditions:
-            teacher = config.teacher or ski_teacher(seed, config.teachers_root)
-            init = None if condition == "scratch" else _from_teacher(teacher, condition)
-            run: SeedRun = train_to_target(task, seed, progress, init)
-            result.runs.setdefault(condition, []).append(run.to_dict())
+    jobs = [(config, task, seed, progress is not None) for seed in config.seeds]
+    for runs in run_jobs(_run_seed, jobs, config.workers):
+        for condition, run in runs.items():
+            result.runs.setdefault(condition, []).append(run)
     return result
+
+
+def _run_seed(config: CurriculumConfig, task: LearningTask, seed: int, report: bool) -> dict[str, dict[str, Any]]:
+    """Every condition of one seed (one job: its green teacher is trained, when missing, by one process only)."""
+    progress = print_progress if report else None
+    runs = {}
+    for condition in config.conditions:
+        teacher = config.teacher or ski_teacher(seed, config.teachers_root)
+        init = None if condition == "scratch" else _from_teacher(teacher, condition)
+        runs[condition] = train_to_target(task, seed, progress, init).to_dict()
+    return runs
 
 
 def write_curriculum_report(result: CurriculumResult, out_dir: Path, readme: Path | None = None) -> dict[str, Any]:
