@@ -33,6 +33,7 @@ from agents.cli import (
     share,
     subcommand_parser,
 )
+from agents.processes import print_progress
 from agents.runs import RunError
 from agents.tables import write_table
 from trends.transfer import DEFAULT_CACHE, MODES, PRETRAININGS, TransferResult, run_transfer
@@ -129,7 +130,7 @@ def _run_curriculum(args: argparse.Namespace) -> None:
         seeds=tuple(dict.fromkeys(args.seeds)), conditions=tuple(dict.fromkeys(args.conditions)), slope=args.slope,
         target=args.target, budget=args.budget, teacher=args.teacher,
     )  # fmt: skip
-    result = run_curriculum(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
+    result = run_curriculum(config, progress=print_progress)
     markdown = result.to_markdown()
     print(markdown)
     header = ["condition", "seed", "reached", "steps_to_target", "best_validation_clean_rate"]
@@ -161,7 +162,7 @@ def _add_pixels(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--target", type=float, default=defaults.target, help="mean validation return that counts as skiing down"
     )
-    parser.add_argument("--workers", type=positive_int, default=1, help="processes running seeds side by side")
+    parser.add_argument("--workers", type=positive_int, default=1, help="processes running jobs side by side")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
     parser.set_defaults(handler=_run_pixels)
 
@@ -173,7 +174,7 @@ def _run_pixels(args: argparse.Namespace) -> None:
         seeds=tuple(dict.fromkeys(args.seeds)), conditions=tuple(dict.fromkeys(args.conditions)), budget=args.budget,
         target=args.target, workers=args.workers,
     )  # fmt: skip
-    result = run_pixel_transfer(config, progress=lambda message: print(message, file=sys.stderr, flush=True))
+    result = run_pixel_transfer(config, progress=print_progress)
     markdown = result.to_markdown()
     print(markdown)
     header = ["condition", "seed", "decisions_to_target", "last_validation_return", "test_return", "test_clean_rate"]
