@@ -5,12 +5,65 @@ traceback; 2 for usage, 1 for a runtime problem, 130 for Ctrl-C."""
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import shutil
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+
+SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
+# Commands the scripts and their --help show a person, rewritten by shown() into the form that runs in a plain shell
+_SHOWN_RE = re.compile(r"(?<![\w./-])(python scripts/|tensorboard |optuna-dashboard )")
+
+
+def _as_typed(path: Path) -> str:
+    """``path`` as a person types it from the current folder: relative below it, absolute elsewhere."""
+    path = Path(os.path.abspath(path))
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def command(program: str) -> str:
+    """How to run ``program`` (``python`` or a console script such as ``tensorboard``) of this interpreter's
+    environment from a plain shell.
+
+    A printed next step must run as printed: in a shell that never activated ``.venv`` a bare ``python`` is
+    another interpreter without torch. So the bare name is used only when the shell's ``PATH`` finds this
+    environment's program under it; otherwise the path, ``.venv/bin/python`` from the project's folder.
+    """
+    bin_dir = Path(os.path.abspath(sys.executable)).parent
+    found = shutil.which(program)
+    if found is not None and Path(os.path.abspath(found)).parent == bin_dir:
+        return program
+    own = Path(sys.executable) if program == "python" else bin_dir / program
+    return _as_typed(own)
+
+
+def script_command(script: str) -> str:
+    """The command line that runs ``scripts/<script>`` with this interpreter from the current folder."""
+    return f"{command('python')} {_as_typed(SCRIPTS_DIR / script)}"
+
+
+def shown(text: str) -> str:
+    """``text`` with every ``python scripts/X``, ``tensorboard`` and ``optuna-dashboard`` command in the form
+    that runs from a plain shell (see :func:`command`): the scripts' docstrings and messages keep the short
+    form a reader knows, and what reaches the terminal runs as printed."""
+
+    def replace(match: re.Match[str]) -> str:
+        word = match[1]
+        if word == "python scripts/":
+            return f"{command('python')} {_as_typed(SCRIPTS_DIR)}/"
+        return f"{command(word.strip())} "
+
+    return _SHOWN_RE.sub(replace, text)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -29,6 +82,9 @@ class OneLineParser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)  # keep the examples' lines
+        for key in ("description", "epilog"):
+            if kwargs.get(key):
+                kwargs[key] = shown(kwargs[key])  # the examples run as printed
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
