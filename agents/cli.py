@@ -66,6 +66,21 @@ def shown(text: str) -> str:
     return _SHOWN_RE.sub(replace, text)
 
 
+def next_steps(steps: Sequence[tuple[str, str]]) -> str:
+    """Commands a person may run next, one a line, each with what it does as a shell comment: the whole line,
+    pasted as it stands, runs (a note in brackets after a command would be pasted with it)."""
+    commands = [shown(cmd) for cmd, _ in steps]
+    width = max(len(cmd) for cmd in commands)
+    return "\n".join(f"  {cmd:<{width}}  # {what}" for cmd, (_, what) in zip(commands, steps, strict=True))
+
+
+def budget_text(steps: int) -> str:
+    """A step count as a person types it back into ``--timesteps``: ``6000000`` -> ``6e6``, ``8192`` as it is."""
+    mantissa, exponent = f"{steps:.1e}".split("e")
+    text = f"{mantissa.removesuffix('.0')}e{int(exponent)}"
+    return text if float(text) == steps and steps >= 10_000 else str(steps)
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """Keeps the examples' line breaks and shows every default, except where the help already says it in words
     (a default worked out at run time, such as a path or a study name) or there is none to show."""
@@ -88,12 +103,13 @@ class OneLineParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(EXIT_USAGE, shown(f"{self.prog}: error: {message} (see --help)\n"))
 
 
 def fail(prog: str, error: object, code: int = EXIT_RUNTIME) -> int:
-    """Print ``error`` as the script's one line on stderr and return the exit code."""
-    print(f"{prog}: error: {error}", file=sys.stderr)
+    """Print ``error`` as the script's one line on stderr and return the exit code; a command it suggests is
+    printed in the form that runs as printed."""
+    print(shown(f"{prog}: error: {error}"), file=sys.stderr)
     return code
 
 

@@ -188,7 +188,7 @@ def compare_markdown(curves: dict[str, Curves], config: CompareConfig, png_name:
         "",
         f"![anytime curves]({'docs/bench/' + png_name})",
         "",
-        f"`python scripts/search.py compare --seeds {config.seeds} --budget {config.budget}`; "
+        f"`.venv/bin/python scripts/search.py compare --seeds {config.seeds} --budget {config.budget}`; "
         f"{format_machine(machine_info())}.",
     ]
     return "\n".join(lines)

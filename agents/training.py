@@ -26,6 +26,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize, VecTransposeImage
@@ -412,6 +414,42 @@ def _close_progress_bars() -> None:
         bar.close()
 
 
+def steps_per_collection(model: BaseAlgorithm) -> tuple[int, str]:
+    """How many env steps ``learn`` takes between two checks of the budget, and why, in words.
+
+    SB3 checks the budget only between collections: PPO always finishes its rollout of ``n_envs x n_steps``,
+    an off-policy algorithm its ``train_freq`` steps of every env, so a budget is rounded up to a multiple.
+    """
+    n_envs = model.n_envs
+    if isinstance(model, OnPolicyAlgorithm):
+        return n_envs * model.n_steps, f"{n_envs} envs x {model.n_steps} n_steps per update"
+    if isinstance(model, OffPolicyAlgorithm) and model.train_freq.unit.value == "step":
+        frequency = model.train_freq.frequency
+        return n_envs * frequency, f"{n_envs} envs x train_freq {frequency}"
+    return n_envs, f"{n_envs} envs"
+
+
+def budget_notes(model: BaseAlgorithm, asked: int, resume_from: Path | None) -> list[str]:
+    """What the training is about to do with the budget, said before it starts: where a resumed run goes on
+    from, a budget that the collections round up, and an off-policy budget that ends before learning starts."""
+    name, start = type(model).__name__, model.num_timesteps
+    notes = [f"resuming from {resume_from} at step {start:,}; training on to {asked:,}"] if resume_from else []
+    per_collection, why = steps_per_collection(model)
+    remaining = asked - start
+    if remaining <= 0:
+        return [*notes, f"the run is already at step {start:,} of {asked:,}: nothing left to train"]
+    total = start + -(-remaining // per_collection) * per_collection
+    if total != asked:
+        notes.append(f"{name} collects {per_collection:,} steps at a time ({why}): {asked:,} steps become {total:,}")
+    learning_starts = getattr(model, "learning_starts", 0)
+    if isinstance(model, OffPolicyAlgorithm) and total <= learning_starts:
+        notes.append(
+            f"warning: {name} starts learning after learning_starts={learning_starts:,} steps, so a budget of "
+            f"{total:,} steps never updates the policy (give --timesteps above it, or --hyperparams learning_starts:N)"
+        )
+    return notes
+
+
 def save_final(model: BaseAlgorithm, run_dir: Path) -> Path:
     """Save ``model.zip`` (+ ``vecnormalize.pkl``) atomically, deaf to a second Ctrl-C while it writes."""
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -442,6 +480,9 @@ def train(config: TrainConfig) -> TrainResult:
         model.set_logger(configure(str(plan.run_dir), formats))
         callbacks = _callbacks(plan, config, plan.settings.n_envs, eval_env)
         remaining = plan.settings.n_timesteps - model.num_timesteps
+        if config.verbose >= 1:
+            for note in budget_notes(model, plan.settings.n_timesteps, plan.resume_from):
+                print(note, flush=True)
         stop = StopOnInterrupt()
         interrupted = False
         if remaining > 0:

@@ -14,10 +14,19 @@ import time
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
-from agents.cli import EXIT_INTERRUPTED, OneLineParser, fail, non_negative_int, positive_int
+from agents.cli import (
+    EXIT_INTERRUPTED,
+    OneLineParser,
+    budget_text,
+    fail,
+    next_steps,
+    non_negative_int,
+    positive_int,
+    script_command,
+)
 from agents.evaluation import compare_with_baselines, format_table
 from agents.recording import record_episodes
-from agents.runs import RunError, load_agent
+from agents.runs import BEST_MODEL_FILE, MODEL_FILE, RunError, load_agent
 from agents.seeds import TEST_SEED, test_seeds
 from agents.training import ConfigError, TrainConfig, train
 from envs.ski.course import SLOPES
@@ -45,14 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RunError) as e:
         return fail("quickstart.py", e)
     if result.interrupted:
-        print(f"\ninterrupted; resume with: python scripts/train.py --resume {result.run_dir}")
+        print(f"\ninterrupted; resume with: {script_command('train.py')} --resume {result.run_dir}")
         return EXIT_INTERRUPTED
     seconds = time.perf_counter() - started
     took = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
     run = result.run_dir
 
-    print(f"\njudging the trained skier on {args.episodes} courses it never saw ...")
-    agent = load_agent(run)
+    agent = load_agent(run)  # best_model.zip when validation kept one: what watch.py and evaluate.py load too
+    judged = f"{agent.path.name} from step {agent.model.num_timesteps:,}"
+    print(f"\njudging the trained skier ({judged}) on {args.episodes} courses it never saw ...")
     results = compare_with_baselines(agent, ENV_ID, env_kwargs, test_seeds(args.episodes), name="PPO")
     print(format_table(results))
     clean = results[0].metric_means()["clean"]
@@ -61,15 +71,29 @@ def main(argv: list[str] | None = None) -> int:
     record_episodes(agent, ENV_ID, env_kwargs, [TEST_SEED], gif, frame_skip=2)
 
     verdict = "meets" if clean >= CLEAN_TARGET else "falls short of"
+    further = budget_text(int(float(f"{2 * result.num_timesteps:.1e}")))  # twice the steps, in two digits
+    if agent.path.name == BEST_MODEL_FILE:
+        kept = f"the best of its validations; watch.py and evaluate.py load it too (--last: the final {MODEL_FILE})"
+    else:
+        kept = "the final model; watch.py and evaluate.py load it too"
     print(
-        f"\nPPO trained {result.num_timesteps:,} steps in {took}; it skis {clean:.0%} of unseen "
-        f"{args.slope} courses cleanly, which {verdict} the {CLEAN_TARGET:.0%} target.\n"
+        f"\nPPO trained {result.num_timesteps:,} steps in {took}; it skis {clean:.0%} of unseen {args.slope} courses "
+        f"cleanly, which {verdict} the {CLEAN_TARGET:.0%} target.\n"
+        f"  judged:       {judged}, {kept}\n"
         f"  run folder:   {run}\n"
         f"  one run:      {gif}\n"
-        f"  TensorBoard:  tensorboard --logdir {run.parent.parent}   (then open http://localhost:6006)\n"
-        f"  watch it:     python scripts/watch.py {run}\n"
-        f"  judge it:     python scripts/evaluate.py {run} --slope blue\n"
-        f"  go further:   python scripts/train.py --resume {run} --timesteps 6e6"
+        "next steps (each line runs as printed):\n"
+        + next_steps(
+            [
+                (f"tensorboard --logdir {run.parent.parent}", "then open http://localhost:6006"),
+                (f"python scripts/watch.py {run}", "watch it ski in a pygame window"),
+                (f"python scripts/evaluate.py {run} --slope blue", "judge it on a harder slope"),
+                (
+                    f"python scripts/train.py --resume {run} --timesteps {further}",
+                    "train it on, to twice the steps",
+                ),
+            ]
+        )
     )
     return 0
 

@@ -47,7 +47,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import torch
 
-from agents.cli import HelpFormatter, OneLineParser, positive_int, run_guarded
+from agents.cli import HelpFormatter, OneLineParser, positive_int, run_guarded, shown
 from agents.feature_search import FEATURE_METHODS, FEATURE_SPACES, dataset_of_space, run_feature_search
 from agents.hyperparams import parse_key_values
 from agents.search import METHODS, run_search
@@ -290,7 +290,7 @@ def run_compare_command(args: argparse.Namespace) -> None:
     )
     print((args.out / "automl_search.md").read_text(encoding="utf-8"))
     print(f"wrote {written['csv']}, {written['png']}, {written['markdown']}", file=sys.stderr)
-    print(f"TensorBoard: tensorboard --logdir {args.tensorboard}", file=sys.stderr)
+    print(shown(f"TensorBoard: tensorboard --logdir {args.tensorboard}"), file=sys.stderr)
 
 
 def run_build_table(args: argparse.Namespace) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from agents.algorithms import ALGOS, AlgorithmError
-from agents.cli import OneLineParser, non_negative_int, positive_int
+from agents.cli import OneLineParser, next_steps, non_negative_int, positive_int, script_command, shown
 from agents.hyperparams import HyperparamsError, parse_key_values
-from agents.runs import RUNS_ROOT, RunError
+from agents.runs import BEST_MODEL_FILE, RUNS_ROOT, RunError
 from agents.training import ConfigError, TrainConfig, train
 from agents.transfer import TRANSFER_PARTS
 from agents.tuning import PRUNERS, SAMPLERS, TuneConfig, tune
@@ -167,10 +167,10 @@ def optimize(args: argparse.Namespace) -> int:
     try:
         result = tune(tune_config_from_args(args))
     except (ConfigError, HyperparamsError, AlgorithmError) as e:
-        print(f"train.py: error: {e}", file=sys.stderr)
+        print(shown(f"train.py: error: {e}"), file=sys.stderr)
         return 2
     except ValueError as e:  # a storage that cannot be opened
-        print(f"train.py: error: {e}", file=sys.stderr)
+        print(shown(f"train.py: error: {e}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # before the first trial or while the report was written
         print("\ninterrupted; run the same command to resume the study", file=sys.stderr)
@@ -181,9 +181,9 @@ def optimize(args: argparse.Namespace) -> int:
         clean = result.best.user_attrs.get("clean_rate")
         clean_text = f", {clean:.0%} clean" if clean is not None else ""
         print(f"best: trial {result.best.number}, mean return {result.best.value:.2f}{clean_text}")
-        print(f"  {result.best_file}  (train: python scripts/train.py ... --hyperparams-file {result.best_file})")
+        print(f"  {result.best_file}  (train: {script_command('train.py')} ... --hyperparams-file {result.best_file})")
     print(f"report: {result.out_dir}/ (trials.csv, history.png, importance.png, curves.png)")
-    print(f"dashboard: optuna-dashboard {result.storage}")
+    print(shown(f"dashboard: optuna-dashboard {result.storage}"))
     if result.interrupted:
         print("interrupted: the running trials are marked failed; run the same command to resume", file=sys.stderr)
         return 130
@@ -200,10 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = train(config_from_args(args, argv))
     except (ConfigError, HyperparamsError, AlgorithmError) as e:
-        print(f"train.py: error: {e}", file=sys.stderr)
+        print(shown(f"train.py: error: {e}"), file=sys.stderr)
         return 2
     except RunError as e:
-        print(f"train.py: {e}", file=sys.stderr)
+        print(shown(f"train.py: {e}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # before training started (while building envs): nothing to save
         print("\ninterrupted before training started", file=sys.stderr)
@@ -211,16 +211,20 @@ def main(argv: list[str] | None = None) -> int:
     run = result.run_dir
     if result.interrupted:
         print(f"\ninterrupted at {result.num_timesteps} steps; saved {result.model_path}")
-        print(f"resume with: python scripts/train.py --resume {run}")
+        print(f"resume with: {script_command('train.py')} --resume {run}")
         return 130
-    print(f"\ntrained {result.num_timesteps} steps; run folder {run}")
+    best = run / BEST_MODEL_FILE
+    loads = f"{best.name} (the best validation)" if best.is_file() else result.model_path.name
+    print(f"\ntrained {result.num_timesteps:,} steps; run folder {run}; watch.py and evaluate.py load {loads}")
     print(
-        "  tensorboard --logdir runs"
-        if Path(args.tensorboard_log) == RUNS_ROOT
-        else f"  tensorboard --logdir {args.tensorboard_log}"
+        next_steps(
+            [
+                (f"tensorboard --logdir {args.tensorboard_log}", "then open http://localhost:6006"),
+                (f"python scripts/watch.py {run}", "watch it in a pygame window"),
+                (f"python scripts/evaluate.py {run}", "judge it on unseen seeds beside the baselines"),
+            ]
+        )
     )
-    print(f"  python scripts/watch.py {run}")
-    print(f"  python scripts/evaluate.py {run}")
     return 0
 
 

@@ -195,7 +195,7 @@ def test_lr_control_benchmark_writes_its_reports_and_random_crashes_more_than_co
     markdown = (tmp_path / "lr_control.md").read_text()
     assert markdown.startswith("# Learning-rate control") and "| test | cosine (0.3 → 0.001) |" in out
     assert "seeds 1000-1001" in markdown and "Machine: " in markdown
-    assert markdown.rstrip().endswith("Regenerate with `python scripts/bench.py lr-control`.")
+    assert markdown.rstrip().endswith("Regenerate with `.venv/bin/python scripts/bench.py lr-control`.")
     data = json.loads((tmp_path / "lr_control.json").read_text())
     assert data["instances"]["train"] == ["digits dense128-dense64 b64 sgd #0", "digits dense128-dense64 b64 sgd #1"]
     runs = {(r["instance_set"], r["policy"]): r for r in data["results"]}

@@ -328,3 +328,37 @@ def test_the_native_vector_env_is_the_default_only_where_it_can_reset_one_sub_en
     assert default_vec_env("trendgym/Ski-v0", {"slope": "blue"}) == "native"
     assert default_vec_env("trendgym/Ski-v0", {"obs_type": "pixels"}) == "dummy"
     assert default_vec_env("CartPole-v1", {}) == "dummy"  # gymnasium's CartPoleVectorEnv resets all or none
+
+
+def load_train_script():
+    spec = importlib.util.spec_from_file_location("train_script", ROOT / "scripts" / "train.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_budget_rounding_and_resume_are_said_before_training(tmp_path, monkeypatch, capsys):
+    """PPO rounds a budget up to whole rollouts and a resume goes on from a checkpoint: both said in one line."""
+    monkeypatch.chdir(tmp_path)
+    script = load_train_script()
+    root = ["--tensorboard-log", str(tmp_path / "runs"), "--no-eval"]
+    assert script.main(["--timesteps", "1000", "--hyperparams", "n_steps:16", "--n-envs", "4", *root]) == 0
+    out = capsys.readouterr().out
+    first_line = out.splitlines()[0]
+    assert first_line == "PPO collects 64 steps at a time (4 envs x 16 n_steps per update): 1,000 steps become 1,024"
+    assert "trained 1,024 steps" in out
+    run = tmp_path / "runs" / "ppo" / "Ski-v0_1"
+    assert script.main(["--resume", str(run), "--timesteps", "2048"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"resuming from {run / 'model.zip'} at step 1,024; training on to 2,048"
+    assert script.main(["--resume", str(run), "--timesteps", "2048"]) == 0
+    assert "already at step 2,048 of 2,048: nothing left to train" in capsys.readouterr().out
+
+
+def test_an_off_policy_budget_below_learning_starts_is_warned(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["--algo", "sac", "--env", "trendgym/SkiContinuous-v0", "--timesteps", "300", "--n-envs", "1"]
+    code = load_train_script().main([*args, "--tensorboard-log", str(tmp_path / "runs"), "--no-eval"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "warning: SAC starts learning after learning_starts=" in out and "never updates the policy" in out

@@ -131,7 +131,7 @@ def automl_speed_markdown(result: AutomlSpeedResult) -> str:
             f"Table-backed step: {search_us:.1f} us against the {STEP_TARGET_US:.0f} us target: **{verdict}**. "
             f"{c.repeats} repeats of {c.steps:,} steps (gym.make, resets included) and of {c.train_steps:,} "
             "`learn` steps (MaskablePPO on the search env, PPO on CartPole; `n_steps=1024`, one torch thread); "
-            f"seeds {c.seed}-{c.seed + c.repeats - 1}. `python scripts/bench.py automl`; "
+            f"seeds {c.seed}-{c.seed + c.repeats - 1}. `.venv/bin/python scripts/bench.py automl`; "
             f"{format_machine(result.machine)}.",
         ]
     )

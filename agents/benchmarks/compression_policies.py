@@ -205,7 +205,7 @@ def _setup(result: CompressionPoliciesResult) -> str:
         f"{c.seed}-{c.seed + c.episodes - 1}. Latency: median of {c.repeats} calls after 3 warm-up calls, one torch "
         "thread, on a machine shared with other jobs. "
         f"Machine: {format_machine(result.machine)}, torch {result.machine['torch']}. "
-        "Regenerate with `python scripts/bench.py compression-policies`."
+        "Regenerate with `.venv/bin/python scripts/bench.py compression-policies`."
     )
 
 

@@ -244,7 +244,7 @@ def _setup(result: EnsembleAgentsResult) -> str:
         f"VecNormalize, each member normalising with its own statistics), trained on green, seeds "
         f"{', '.join(map(str, result.teachers))}. Courses: seeds {c.seed}-{c.seed + c.episodes - 1} on every slope. "
         f"Machine: {format_machine(result.machine)}, torch {result.machine['torch']}. "
-        "Regenerate with `python scripts/bench.py ensemble-agents`."
+        "Regenerate with `.venv/bin/python scripts/bench.py ensemble-agents`."
     )
 
 

@@ -267,6 +267,6 @@ def _anytime(result: FeatureEngineeringResult) -> str:
 def _footer(result: FeatureEngineeringResult) -> str:
     return (
         f"Seconds: wall time of one search in one of {result.config.workers} worker processes (one thread each) on "
-        "a machine shared with other jobs. Regenerate with `python scripts/bench.py feature-engineering`. Machine: "
-        f"{format_machine(result.machine)}."
+        "a machine shared with other jobs. Regenerate with `.venv/bin/python scripts/bench.py feature-engineering`. "
+        f"Machine: {format_machine(result.machine)}."
     )

@@ -548,7 +548,7 @@ class LearningResult:
             "Steps are read on the validation grid (an upper bound within one interval); wall time is training "
             "only, from building the envs, evaluations excluded; runs one after another, one torch thread. "
             f"Machine: {format_machine(self.machine)}, torch {torch.__version__}. "
-            "Regenerate with `python scripts/bench.py learning`; learning curves per seed in "
+            "Regenerate with `.venv/bin/python scripts/bench.py learning`; learning curves per seed in "
             "`docs/bench/learning.json`."
         )
         return " ".join(parts)

@@ -245,7 +245,7 @@ def _note(result: LrControlResult) -> str:
         "each set. Episode: median wall time of one training (reset, epochs, test measurement; a crash ends it "
         "early), one torch thread, on a machine shared with other jobs. "
         f"Machine: {format_machine(result.machine)}, torch {result.machine['torch']}. "
-        "Regenerate with `python scripts/bench.py lr-control`."
+        "Regenerate with `.venv/bin/python scripts/bench.py lr-control`."
     )
 
 

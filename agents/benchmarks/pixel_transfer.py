@@ -305,5 +305,5 @@ def _how_to_read(result: PixelTransferResult) -> str:
         "5.54); pre-training time is not in the time columns. "
         f"The whole run took {result.wall_time / 60:.0f} min in {c.workers} processes. "
         f"Machine: {format_machine(result.machine)}, torch {torch.__version__}, one thread per process. "
-        "Regenerate with `python scripts/bench.py pixel-transfer`; curves per seed in `pixel_transfer.json`."
+        "Regenerate with `.venv/bin/python scripts/bench.py pixel-transfer`; curves per seed in `pixel_transfer.json`."
     )

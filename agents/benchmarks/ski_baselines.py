@@ -52,7 +52,7 @@ class SkiBaselinesResult:
         note = (
             f"{self.episodes} episodes per row, one per course seed {TEST_SEED}..{TEST_SEED + self.episodes - 1} "
             "(seeds no training uses); the random policy's own generator is seeded with the first seed. "
-            f"Machine: {format_machine(self.machine)}. Regenerate with `python scripts/bench.py baselines`."
+            f"Machine: {format_machine(self.machine)}. Regenerate with `.venv/bin/python scripts/bench.py baselines`."
         )
         return markdown_table(header, rows) + "\n\n" + note + "\n"
 

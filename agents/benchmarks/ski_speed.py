@@ -490,7 +490,7 @@ def ski_speed_markdown(result: SkiSpeedResult) -> str:
         )
     notes.append(
         f"Run {result.date} on {format_machine(result.machine)}; seeds {', '.join(map(str, config.seeds))}; "
-        f"{_repeats(config.repeats)}. Regenerate with `python scripts/bench.py ski`."
+        f"{_repeats(config.repeats)}. Regenerate with `.venv/bin/python scripts/bench.py ski`."
     )
     return markdown_table(header, rows) + "\n\n" + "\n\n".join(notes) + "\n"
 

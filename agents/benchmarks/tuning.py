@@ -276,7 +276,7 @@ def _note(result: TuningBenchResult) -> str:
         "machine other jobs shared. The hand-tuned entry was tuned for 3M steps: this says nothing about that "
         "budget. Study, `best.yml`, `trials.csv` and plots in "
         f"`{_shown(s['report'])}`. "
-        f"Machine: {format_machine(result.machine)}. Regenerate with `python scripts/bench.py tuning`."
+        f"Machine: {format_machine(result.machine)}. Regenerate with `.venv/bin/python scripts/bench.py tuning`."
     )
 
 

@@ -200,7 +200,7 @@ def workers_markdown(result: WorkersBenchResult) -> str:
             "the heartbeat, the tell) plus fresh reads of the study, so a database's commit latency sets the pace; "
             "a real evaluation (a training of seconds to minutes) dwarfs it. The machine ran other jobs "
             f"meanwhile{load}, so the spread is theirs: the minima are the closest to a quiet machine's numbers. "
-            f"`python scripts/bench.py workers`; {format_machine(result.machine)}.",
+            f"`.venv/bin/python scripts/bench.py workers`; {format_machine(result.machine)}.",
         ]
     )
 

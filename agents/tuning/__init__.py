@@ -16,6 +16,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial
 
+from agents.cli import shown
 from agents.tuning.report import BEST_FILE, write_report
 from agents.tuning.report import best_yaml as _best_yaml
 from agents.tuning.study import (
@@ -57,7 +58,7 @@ def how_to_train(plan: StudyPlan, path: Path) -> str:
     setup = plan.setup
     kwargs = " ".join(f"{k}:{v}" for k, v in setup.env_kwargs.items())
     env_kwargs = f" --env-kwargs {kwargs}" if kwargs else ""
-    return f"python scripts/train.py --algo {setup.algo} --env {setup.env}{env_kwargs} --hyperparams-file {path}"
+    return shown(f"python scripts/train.py --algo {setup.algo} --env {setup.env}{env_kwargs} --hyperparams-file {path}")
 
 
 def tune(config: TuneConfig) -> TuneResult:
