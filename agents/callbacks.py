@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections import deque
 from copy import deepcopy
@@ -192,6 +193,17 @@ class ValidationCallback(EvalCallback):
         if self.evaluations_results:
             self.best_mean_reward = float(max(np.mean(r) for r in self.evaluations_results))
 
+    def _init_callback(self) -> None:
+        """A run resumed from a checkpoint before its last validations forgets them, as its curves do."""
+        super()._init_callback()
+        kept = [i for i, t in enumerate(self.evaluations_timesteps) if t <= self.model.num_timesteps]
+        if len(kept) == len(self.evaluations_timesteps):
+            return
+        self.evaluations_timesteps = [self.evaluations_timesteps[i] for i in kept]
+        self.evaluations_results = [self.evaluations_results[i] for i in kept]
+        self.evaluations_length = [self.evaluations_length[i] for i in kept]
+        self.evaluations_clean = [self.evaluations_clean[i] for i in kept if i < len(self.evaluations_clean)]
+
     def _log_success_callback(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
         if locals_["done"]:
             self._episode_infos.append(locals_["info"])
@@ -320,14 +332,33 @@ class ValidationCallback(EvalCallback):
 
 class AtomicCheckpointCallback(CheckpointCallback):
     """CheckpointCallback whose model and VecNormalize files are written to a temporary name and renamed,
-    so a kill during a save leaves the previous checkpoints and no half-written file."""
+    so a kill during a save leaves the previous checkpoints and no half-written file.
 
-    def __init__(self, save_freq: int, save_path: Path, name_prefix: str = "rl_model", verbose: int = 0) -> None:
+    Beside every ``save_freq`` calls it also saves every ``save_seconds`` of wall time: a budget-sized
+    ``save_freq`` would let a SIGKILL at 98% lose the whole run, a small one floods the folder on a fast env.
+    """
+
+    def __init__(
+        self,
+        save_freq: int,
+        save_path: Path,
+        name_prefix: str = "rl_model",
+        verbose: int = 0,
+        save_seconds: float | None = None,
+    ) -> None:
         super().__init__(save_freq, str(save_path), name_prefix, save_vecnormalize=True, verbose=verbose)
+        self.save_seconds = save_seconds
+        self._last_save = time.monotonic()
+
+    def _due(self) -> bool:
+        if self.n_calls % self.save_freq == 0:
+            return True
+        return self.save_seconds is not None and time.monotonic() - self._last_save >= self.save_seconds
 
     def _on_step(self) -> bool:
-        if self.n_calls % self.save_freq != 0:
+        if not self._due():
             return True
+        self._last_save = time.monotonic()
         model_path = Path(self._checkpoint_path(extension="zip"))
         atomic_save_model(self.model, model_path)
         vecnormalize = self.model.get_vec_normalize_env()

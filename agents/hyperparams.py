@@ -178,6 +178,8 @@ def parse_schedule(value: Any, key: str) -> Any:
         start = float(value[len(SCHEDULE_PREFIX) :])
     except ValueError:
         raise HyperparamsError(f"{key}: {value!r} is not a schedule; write lin_<number>, e.g. lin_3e-4") from None
+    if not 0 <= start < float("inf"):
+        raise HyperparamsError(f"{key}: the schedule {value!r} must start at a number >= 0")
     return LinearSchedule(start, 0.0, 1.0)
 
 
@@ -198,6 +200,91 @@ def _check_keys(algo: str, kwargs: dict[str, Any]) -> None:
     for key in kwargs:
         if key not in params or key in ("self", "env", "_init_setup_model"):
             raise HyperparamsError(f"{algo} has no hyperparameter {key!r}; it takes: {', '.join(valid)}")
+
+
+# Ranges of the constructor keywords SB3 and sb3-contrib take, checked before anything is built: out of them SB3
+# fails with a bare AssertionError deep inside, or (gamma 2, a negative entropy bonus) trains on in silence.
+# (low, high, whole number); None is no bound. A key not listed here is left to the algorithm.
+_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "n_steps": (1, None, True),
+    "batch_size": (1, None, True),
+    "n_epochs": (1, None, True),
+    "buffer_size": (1, None, True),
+    "learning_starts": (0, None, True),
+    "target_update_interval": (1, None, True),
+    "policy_delay": (1, None, True),
+    "n_critic_updates": (1, None, True),
+    "cg_max_steps": (1, None, True),
+    "line_search_max_iter": (1, None, True),
+    "stats_window_size": (1, None, True),
+    "top_quantiles_to_drop_per_net": (0, None, True),
+    "gamma": (0, 1, False),
+    "gae_lambda": (0, 1, False),
+    "tau": (0, 1, False),
+    "exploration_fraction": (0, 1, False),
+    "exploration_initial_eps": (0, 1, False),
+    "exploration_final_eps": (0, 1, False),
+    "line_search_shrinking_factor": (0, 1, False),
+    "vf_coef": (0, None, False),
+    "learning_rate": (0, None, False),  # 0 is a frozen policy, which tests of transfer use
+    "target_policy_noise": (0, None, False),
+    "target_noise_clip": (0, None, False),
+}
+_POSITIVE = ("clip_range", "clip_range_vf", "max_grad_norm", "target_kl", "cg_damping", "rms_prop_eps")
+
+
+def _number(value: Any, key: str, what: str) -> float:
+    """``value`` as a real number, or an error that says what ``key`` takes (a bool is no number here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise HyperparamsError(f"{key} must be {what}, got {value!r}")
+    if value != value:  # nan
+        raise HyperparamsError(f"{key} must be {what}, got nan")
+    return float(value)
+
+
+def _check_range(key: str, value: Any) -> None:
+    low, high, whole = _RANGES[key]
+    bounds = f"{'a whole number' if whole else 'a number'}" + (f" >= {low:g}" if low is not None else "")
+    bounds += f" and <= {high:g}" if high is not None else ""
+    number = _number(value, key, bounds)
+    if (
+        (whole and not number.is_integer())
+        or (low is not None and number < low)
+        or (high is not None and number > high)
+    ):
+        raise HyperparamsError(f"{key} must be {bounds}, got {value!r}")
+
+
+def _check_positive(key: str, value: Any) -> None:
+    """A positive number, or for the keys that take one a ``lin_`` schedule (already a callable here)."""
+    if callable(value) or (value is None and key in ("clip_range_vf", "target_kl")):
+        return
+    if value is None or _number(value, key, "a positive number or lin_<number>") <= 0:
+        raise HyperparamsError(f"{key} must be a positive number or lin_<number>, got {value!r}")
+
+
+def _check_net_arch(net_arch: Any) -> None:
+    """``[64, 64]`` or ``dict(pi=[64], vf=[64])``: layer widths are positive whole numbers."""
+    layers = [w for part in net_arch.values() for w in part] if isinstance(net_arch, dict) else net_arch
+    if not isinstance(layers, (list, tuple)) or not all(
+        isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in layers
+    ):
+        raise HyperparamsError(f"policy_kwargs net_arch must list positive layer widths, got {net_arch!r}")
+
+
+def check_values(kwargs: dict[str, Any]) -> None:
+    """Refuse a constructor keyword out of its range, in one line naming the key, before any env or agent is built."""
+    for key, value in kwargs.items():
+        if key in _RANGES and not callable(value):  # a lin_ schedule was checked as a number when it was read
+            _check_range(key, value)
+        elif key in _POSITIVE:
+            _check_positive(key, value)
+        elif key == "ent_coef" and not (isinstance(value, str) and value.startswith("auto")):
+            _number(value, key, "a number >= 0 (or auto, auto_<start> for SAC)")
+            if value < 0:
+                raise HyperparamsError(f"ent_coef must be a number >= 0 (or auto for SAC), got {value!r}")
+    if "net_arch" in kwargs.get("policy_kwargs", {}):
+        _check_net_arch(kwargs["policy_kwargs"]["net_arch"])
 
 
 def _as_int(value: Any, key: str) -> int:
@@ -234,6 +321,7 @@ def resolve(raw: dict[str, Any], algo: str | None = None) -> tuple[dict[str, Any
             kwargs[key] = parse_schedule(value, key)
     if algo is not None:
         _check_keys(algo, kwargs)
+    check_values(kwargs)
     return kwargs, settings
 
 

@@ -10,6 +10,7 @@ is saved where a later ``--resume`` finds it. ``resume`` continues a run in its 
 from __future__ import annotations
 
 import importlib.metadata
+import shutil
 import signal
 import zipfile
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ from agents.callbacks import (
     ValidationCallback,
     episode_metrics_of,
 )
+from agents.events import truncate_events
 from agents.hyperparams import (
     HyperparamsError,
     TrainSettings,
@@ -52,6 +54,7 @@ from agents.hyperparams import (
 from agents.runs import (
     CHECKPOINT_DIR,
     CHECKPOINT_PREFIX,
+    CONFIG_FILE,
     MODEL_FILE,
     RUNS_ROOT,
     RunError,
@@ -93,6 +96,7 @@ class TrainConfig:
     eval_freq: int = 100_000  # timesteps between validations; 0 for none
     eval_episodes: int = 20  # validation courses per validation
     save_freq: int = 200_000  # timesteps between checkpoints; 0 for none
+    save_minutes: float = 2.0  # also a checkpoint every so many minutes of training, so a kill loses minutes; 0: none
     vec_env: str | None = None  # "dummy", "subproc", "native"; None: native when the env has one
     device: str = "auto"
     resume: str | None = None  # a run folder or model zip to continue
@@ -109,8 +113,9 @@ class TrainResult:
     run_dir: Path
     model: BaseAlgorithm
     model_path: Path  # model.zip
-    interrupted: bool  # stopped by Ctrl-C before the budget
+    interrupted: bool  # stopped by Ctrl-C or SIGTERM before the budget
     num_timesteps: int
+    stop_signal: int | None = None  # the signal that stopped it: the exit code is 128 + it
 
 
 @dataclass
@@ -139,7 +144,7 @@ def probe_env(env_id: str, env_kwargs: dict[str, Any]) -> gym.Env:
     """Make one env to check the id and the arguments, turning gymnasium's and the env's errors into one line."""
     try:
         return gym.make(env_id, **env_kwargs)
-    except gym.error.Error as e:
+    except (gym.error.Error, ModuleNotFoundError) as e:  # "pkg:Env-v0" imports pkg first
         trendgym = sorted(k for k in gym.registry if k.startswith("trendgym/"))
         raise ConfigError(f"unknown env {env_id!r} ({e}); trendgym envs: {', '.join(trendgym)}") from None
     except (TypeError, ValueError) as e:
@@ -151,7 +156,7 @@ def _check_request(config: TrainConfig) -> None:
         raise ConfigError(f"--seed must be in 0..{MAX_TRAIN_SEED - 1} (higher seeds are the validation courses)")
     if config.vec_env is not None and config.vec_env not in VEC_ENV_KINDS:
         raise ConfigError(f"--vec-env must be one of {', '.join(VEC_ENV_KINDS)}, got {config.vec_env!r}")
-    for name in ("eval_freq", "eval_episodes", "save_freq"):
+    for name in ("eval_freq", "eval_episodes", "save_freq", "save_minutes"):
         if getattr(config, name) < 0:
             raise ConfigError(f"--{name.replace('_', '-')} must not be negative")
     if config.init_parts not in TRANSFER_PARTS:
@@ -200,7 +205,10 @@ def _fresh_plan(config: TrainConfig) -> _Plan:
     raw = _raw_hyperparams(config)
     kwargs, settings = resolve(raw, config.algo)
     vec_env = config.vec_env or default_vec_env(config.env, config.env_kwargs)
-    run_dir = new_run_dir(config.algo, config.env, Path(config.tensorboard_log))
+    try:
+        run_dir = new_run_dir(config.algo, config.env, Path(config.tensorboard_log))
+    except OSError as e:  # a file in the way, a folder that cannot be written, a read-only file system
+        raise RunError(f"cannot make a run folder under {config.tensorboard_log}: {e.strerror or e}") from None
     record = {
         "algo": config.algo.lower(),
         "env": config.env,
@@ -215,6 +223,7 @@ def _fresh_plan(config: TrainConfig) -> _Plan:
         "eval_freq": config.eval_freq,
         "eval_episodes": config.eval_episodes,
         "save_freq": config.save_freq,
+        "save_minutes": config.save_minutes,
         "command": config.command,
         "versions": versions(),
     }
@@ -289,7 +298,12 @@ def _build_envs(plan: _Plan) -> tuple[VecEnv, VecEnv]:
         gamma = plan.kwargs.get("gamma", 0.99)
         stats = vecnormalize_path(plan.resume_from) if plan.resume_from is not None else None
         if stats is not None and stats.is_file():
-            venv = VecNormalize.load(str(stats), venv)
+            try:
+                venv = VecNormalize.load(str(stats), venv)
+            except Exception as e:  # a truncated or foreign pickle raises anything from EOFError to AttributeError
+                venv.close()
+                what = f"{stats} is not a readable VecNormalize file ({type(e).__name__})"
+                raise RunError(f"cannot resume: {what}") from None
             venv.training = True
         else:
             venv = VecNormalize(venv, **{"gamma": gamma, **settings.normalize})
@@ -313,7 +327,11 @@ def _build_model(plan: _Plan, venv: VecEnv, device: str) -> BaseAlgorithm:
     noise = action_noise(plan.settings, venv.action_space)
     if noise is not None:
         kwargs["action_noise"] = noise
-    model = make_agent(c["algo"], venv, {**kwargs, "device": device, "verbose": 0})
+    try:
+        model = make_agent(c["algo"], venv, {**kwargs, "device": device, "verbose": 0})
+    except (AssertionError, ValueError, TypeError, RuntimeError) as e:  # SB3's own checks of what the ranges miss
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"these hyper-parameters cannot build a {c['algo']} agent: {reason}") from None
     if c.get("init_from"):
         try:
             transfer_policy(load_agent(c["init_from"], device=device), model, venv, c.get("init_parts", "all"))
@@ -366,41 +384,54 @@ def _callbacks(plan: _Plan, config: TrainConfig, n_envs: int, eval_env: VecEnv) 
             verbose=config.verbose,
         )
         callbacks.append(validation)
-    if save_freq > 0:
+    save_minutes = c.get("save_minutes", 0)
+    if save_freq > 0 or save_minutes > 0:
         folder = plan.run_dir / CHECKPOINT_DIR
-        callbacks.append(AtomicCheckpointCallback(max(save_freq // n_envs, 1), folder, CHECKPOINT_PREFIX))
+        calls = max(save_freq // n_envs, 1) if save_freq > 0 else 2**62  # 2**62: never by step count
+        seconds = 60 * save_minutes if save_minutes > 0 else None
+        callbacks.append(AtomicCheckpointCallback(calls, folder, CHECKPOINT_PREFIX, save_seconds=seconds))
     return callbacks
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and what kill, timeout, schedulers and containers send
+
+
 class StopOnInterrupt(BaseCallback):
-    """Ctrl-C asks the training to stop after the current step, and a second Ctrl-C interrupts at once.
+    """Ctrl-C or SIGTERM asks the training to stop after the current step, and a second one interrupts at once.
 
     A KeyboardInterrupt raised wherever Python happens to be can land in a finaliser or a library's clean-up and be
     swallowed there ("Exception ignored in ..."), and the training would go on as if nothing had happened. Setting
-    a flag that the next step reads cannot be lost.
+    a flag that the next step reads cannot be lost. SIGTERM is treated as Ctrl-C: by default Python dies of it
+    with nothing saved.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.requested = False
+        self.received: int | None = None  # the signal that asked to stop
+
+    @property
+    def requested(self) -> bool:
+        return self.received is not None
 
     @contextmanager
     def listening(self) -> Iterator[None]:
-        """Route SIGINT to this callback within the block (main thread only: elsewhere Ctrl-C keeps raising)."""
+        """Route SIGINT and SIGTERM to this callback within the block (main thread only: elsewhere Ctrl-C keeps
+        raising)."""
         try:
-            previous = signal.signal(signal.SIGINT, self._handle)
+            previous = {signum: signal.signal(signum, self._handle) for signum in STOP_SIGNALS}
         except ValueError:  # not the main thread: signal handlers cannot be set
             yield
             return
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.received = signum
 
     def _on_step(self) -> bool:
         return not self.requested
@@ -451,8 +482,8 @@ def budget_notes(model: BaseAlgorithm, asked: int, resume_from: Path | None) -> 
 
 
 def save_final(model: BaseAlgorithm, run_dir: Path) -> Path:
-    """Save ``model.zip`` (+ ``vecnormalize.pkl``) atomically, deaf to a second Ctrl-C while it writes."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Save ``model.zip`` (+ ``vecnormalize.pkl``) atomically, deaf to a second Ctrl-C or SIGTERM while it writes."""
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in STOP_SIGNALS}
     try:
         path = run_dir / MODEL_FILE
         atomic_save_model(model, path)
@@ -461,7 +492,20 @@ def save_final(model: BaseAlgorithm, run_dir: Path) -> Path:
             atomic_save_vecnormalize(vecnormalize, vecnormalize_path(path))
         return path
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextmanager
+def _discarded_on_error(plan: _Plan) -> Iterator[None]:
+    """A new run whose envs or agent cannot be built leaves no folder behind (only its config.yml is there yet);
+    a resumed run keeps its folder, whatever happens."""
+    try:
+        yield
+    except (ConfigError, RunError):
+        if plan.resume_from is None and [p.name for p in plan.run_dir.iterdir()] == [CONFIG_FILE]:
+            shutil.rmtree(plan.run_dir)
+        raise
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -473,9 +517,13 @@ def train(config: TrainConfig) -> TrainResult:
     plan = _resume_plan(config) if config.resume else _fresh_plan(config)
     write_config(plan.run_dir, plan.config)
     set_random_seed(plan.config["seed"])
-    venv, eval_env = _build_envs(plan)
+    with _discarded_on_error(plan):
+        venv, eval_env = _build_envs(plan)
     try:
-        model = _build_model(plan, venv, config.device)
+        with _discarded_on_error(plan):
+            model = _build_model(plan, venv, config.device)
+        if plan.resume_from is not None:  # a killed run logged past its checkpoint: continue the curves from it
+            truncate_events(plan.run_dir, model.num_timesteps)
         formats = ["tensorboard"] + (["stdout"] if config.verbose >= 2 else [])
         model.set_logger(configure(str(plan.run_dir), formats))
         callbacks = _callbacks(plan, config, plan.settings.n_envs, eval_env)
@@ -499,7 +547,8 @@ def train(config: TrainConfig) -> TrainResult:
                 _close_progress_bars()
         interrupted = interrupted or stop.requested
         model_path = save_final(model, plan.run_dir)
-        return TrainResult(plan.run_dir, model, model_path, interrupted, model.num_timesteps)
+        received = stop.received if stop.requested else signal.SIGINT if interrupted else None
+        return TrainResult(plan.run_dir, model, model_path, interrupted, model.num_timesteps, received)
     finally:
         venv.close()
         eval_env.close()

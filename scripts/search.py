@@ -47,7 +47,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import torch
 
-from agents.cli import HelpFormatter, OneLineParser, positive_int, run_guarded, shown
+from agents.cli import DEVICES, HelpFormatter, OneLineParser, positive_int, run_guarded, shown
 from agents.feature_search import FEATURE_METHODS, FEATURE_SPACES, dataset_of_space, run_feature_search
 from agents.hyperparams import parse_key_values
 from agents.search import METHODS, run_search
@@ -88,7 +88,7 @@ def build_search_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=BACKENDS, default="table", help="table lookups or real training")
     parser.add_argument("--storage", help="SQLAlchemy URL of the Optuna storage (default: runs/automl/cache.db)")
     parser.add_argument("--study-name", help="the study to record into (default: search:SPACE:METHOD:BACKEND:seedN)")
-    parser.add_argument("--device", default="cpu", help="where real training runs (cpu, cuda, auto)")
+    parser.add_argument("--device", default="cpu", choices=DEVICES, help="where real training runs")
     parser.add_argument(
         "--method-args",
         nargs="+",
@@ -201,7 +201,7 @@ def build_worker_parser() -> argparse.ArgumentParser:
     parser.add_argument("--budget", type=positive_int, default=100, help="COMPLETE trials of the study, all workers'")
     parser.add_argument("--seed", type=int, help="this worker's seed (default: drawn, so workers differ)")
     parser.add_argument("--backend", choices=BACKENDS, default="table", help="table lookups or real training")
-    parser.add_argument("--device", default="cpu", help="where real training runs (cpu, cuda, auto)")
+    parser.add_argument("--device", default="cpu", choices=DEVICES, help="where real training runs")
     parser.add_argument("--method-args", nargs="+", metavar="KEY:VALUE", help="the method's own settings")
     parser.add_argument("--heartbeat", type=positive_int, default=HEARTBEAT_SECONDS, help="heartbeat interval, s")
     parser.add_argument("--grace", type=positive_int, default=GRACE_SECONDS, help="a trial silent this long fails, s")

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from agents.algorithms import ALGOS, AlgorithmError
-from agents.cli import OneLineParser, next_steps, non_negative_int, positive_int, script_command, shown
+from agents.cli import (
+    DEVICES,
+    OneLineParser,
+    next_steps,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+    script_command,
+    shown,
+)
 from agents.hyperparams import HyperparamsError, parse_key_values
 from agents.runs import BEST_MODEL_FILE, RUNS_ROOT, RunError
 from agents.training import ConfigError, TrainConfig, train
@@ -80,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-episodes", type=positive_int, default=20, help="validation courses per validation (default: 20)"
     )
     p.add_argument("--save-freq", type=positive_int, default=200_000, help="timesteps between checkpoints")
+    p.add_argument(
+        "--save-minutes",
+        type=non_negative_float,
+        default=2.0,
+        help="also a checkpoint every so many minutes of training, 0 for none",
+    )
     p.add_argument("--no-eval", action="store_true", help="no validation during training")
     p.add_argument("--resume", metavar="RUN_OR_ZIP", help="continue a run folder or a model zip of one")
     start = p.add_argument_group("transfer (a new run that starts from a trained agent)")
@@ -101,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--vec-env", choices=VEC_ENV_KINDS, help="how envs are vectorised (default: native, if the env has one)"
     )
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="torch device (default: auto)")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="torch device (default: auto)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no validation lines")
     p.add_argument("--verbose", action="store_true", help="also print SB3's table of metrics at each update")
     return p
@@ -130,6 +146,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> TrainConfig:
         tensorboard_log=args.tensorboard_log,
         eval_freq=0 if args.no_eval else args.eval_freq,
         save_freq=args.save_freq,
+        save_minutes=args.save_minutes,
         device=args.device,
         resume=args.resume,
         init_from=args.init_from,
@@ -210,9 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     run = result.run_dir
     if result.interrupted:
-        print(f"\ninterrupted at {result.num_timesteps} steps; saved {result.model_path}")
+        received = signal.Signals(result.stop_signal or signal.SIGINT)
+        print(f"\n{received.name}: stopped at {result.num_timesteps:,} steps; saved {result.model_path}")
         print(f"resume with: {script_command('train.py')} --resume {run}")
-        return 130
+        return 128 + received.value
     best = run / BEST_MODEL_FILE
     loads = f"{best.name} (the best validation)" if best.is_file() else result.model_path.name
     print(f"\ntrained {result.num_timesteps:,} steps; run folder {run}; watch.py and evaluate.py load {loads}")

@@ -239,6 +239,17 @@ def test_bad_input_gets_one_line_and_an_exit_code(tmp_path, args, code, message)
         (["--seed", "600"], 2, "--seed"),
         (["--resume", "runs/ppo/Nothing_1"], 1, "no such run"),
         (["--resume", "elsewhere.zip"], 1, "config.yml"),
+        (["--env", "nonexistent_pkg:Foo-v0"], 2, "unknown env"),
+        (["--hyperparams", "learning_rate:abc"], 2, "learning_rate must be a number >= 0"),
+        (["--hyperparams", "n_steps:0"], 2, "n_steps must be a whole number >= 1"),
+        (["--hyperparams", "n_steps:-5"], 2, "n_steps must be a whole number >= 1"),
+        (["--hyperparams", "batch_size:0"], 2, "batch_size must be a whole number >= 1"),
+        (["--hyperparams", "batch_size:1"], 2, "cannot build a ppo agent"),  # SB3's own check, in one line
+        (["--hyperparams", "policy_kwargs:dict(net_arch=[-1])"], 2, "net_arch must list positive layer widths"),
+        (["--hyperparams", "gamma:2"], 2, "gamma must be a number >= 0 and <= 1"),
+        (["--hyperparams", "ent_coef:-0.1"], 2, "ent_coef must be a number >= 0"),
+        (["--save-minutes", "-1"], 2, "expected a number >= 0"),
+        (["--device", "nope"], 2, "invalid choice"),
     ],
 )
 def test_bad_input_in_process(tmp_path, monkeypatch, capsys, args, code, message):
@@ -362,3 +373,59 @@ def test_an_off_policy_budget_below_learning_starts_is_warned(tmp_path, monkeypa
     assert code == 0
     out = capsys.readouterr().out
     assert "warning: SAC starts learning after learning_starts=" in out and "never updates the policy" in out
+
+
+@pytest.mark.parametrize("where", ["afile/tb", "/proc/tb"])
+def test_a_tensorboard_log_that_cannot_hold_runs_is_one_line(tmp_path, monkeypatch, capsys, where):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("a file in the way")
+    code = load_train_script().main(["--tensorboard-log", where, "--quiet"])
+    one_line_error(code, capsys.readouterr().err, 1, "cannot make a run folder under")
+
+
+def test_resuming_with_junk_statistics_is_one_line(short_run, tmp_path, capsys):
+    run = tmp_path / "ppo" / "Ski-v0_1"
+    shutil.copytree(short_run.run_dir, run)
+    (run / "vecnormalize.pkl").write_bytes(b"junk, not a pickle")
+    for f in (run / "checkpoints").iterdir():
+        f.unlink()  # so model.zip, beside the junk, is what resumes
+    code = load_train_script().main(["--resume", str(run), "--quiet"])
+    one_line_error(code, capsys.readouterr().err, 1, "is not a readable VecNormalize file")
+
+
+def test_sigterm_saves_the_model_and_says_how_to_resume(tmp_path):
+    process = start_training(tmp_path)
+    run = tmp_path / "runs" / "ppo" / "Ski-v0_1"
+    try:
+        wait_for_checkpoint(process, run)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "SIGTERM: stopped at" in stdout and "--resume" in stdout and "Traceback" not in stderr
+    assert load_agent(run / "model.zip").model.num_timesteps >= 8192
+
+
+def test_checkpoints_come_every_few_minutes_whatever_the_step_budget(tmp_path):
+    """A kill loses minutes, not the run: --save-minutes checkpoints although --save-freq is the whole budget."""
+    config = short_config(tmp_path, save_freq=10**9, save_minutes=0.002, eval_freq=0)  # every 0.12 s
+    result = train(config)
+    saved = list((result.run_dir / "checkpoints").glob("rl_model_*_steps.zip"))
+    assert len(saved) >= 2
+    assert read_config(result.run_dir)["save_minutes"] == 0.002
+
+
+def test_a_run_resumed_from_an_early_checkpoint_draws_no_stretch_twice(short_run, tmp_path):
+    """As after a SIGKILL: the events reach BUDGET, the checkpoint BUDGET // 2. The resumed curve follows on."""
+    run = tmp_path / "ppo" / "Ski-v0_1"
+    shutil.copytree(short_run.run_dir, run)
+    (run / "model.zip").unlink()
+    checkpoint = run / "checkpoints" / f"rl_model_{BUDGET // 2}_steps.zip"
+    train(short_config(tmp_path, resume=str(checkpoint), timesteps=BUDGET + 32 * 128 * 2))
+    steps = [e.step for e in scalars(run).Scalars("rollout/ep_rew_mean")]
+    assert steps == sorted(steps) and len(steps) == len(set(steps)), steps
+    assert max(steps) > BUDGET
+    with np.load(run / "evaluations.npz") as data:
+        timesteps = list(data["timesteps"])
+    assert timesteps == sorted(set(timesteps)) and timesteps[0] == BUDGET // 2

@@ -194,9 +194,17 @@ def open_storage(
 
 
 def _make_sqlite_folder(url: str) -> None:
+    """Create a SQLite file's missing folder only inside the working folder (``runs/automl/``, the defaults'
+    place): a mistyped absolute path must not make folders anywhere on the disk, so there it has to exist."""
     path = url.removeprefix("sqlite:///").split("?")[0] if url.startswith("sqlite:///") else ""
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if not path or path == ":memory:":
+        return
+    folder = Path(path).parent.absolute()
+    if folder.is_dir():
+        return
+    if not folder.is_relative_to(Path.cwd()):
+        raise FileNotFoundError(f"the folder {folder} does not exist; create it first")
+    folder.mkdir(parents=True, exist_ok=True)
 
 
 class Evaluator:
