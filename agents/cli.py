@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -180,6 +181,39 @@ def share(text: str) -> float:
     if value > 1.0:
         raise argparse.ArgumentTypeError(f"expected a share in (0, 1], got {text!r}")
     return value
+
+
+def output_dir(text: str) -> Path:
+    """A folder the user named for a script's output, made now, so that a file in the way or a place that cannot
+    be written is one line before any work (not after a search of 16 s or a benchmark of minutes)."""
+    path = Path(text).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"cannot write in {text}: {e.strerror or e}") from None
+    return path
+
+
+def output_file(text: str) -> Path:
+    """A file the user named for a script's output: its folder made and writable now (see :func:`output_dir`),
+    and no folder of that name in the way."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder, not a file name")
+    output_dir(str(path.parent))
+    return path
+
+
+def existing_file(text: str) -> Path:
+    """A file the script will read (or update in place): there and readable now, before any work."""
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text} is not a file")
+    if not os.access(path, os.R_OK):
+        raise argparse.ArgumentTypeError(f"{text} cannot be read")
+    return path
 
 
 def examples_of(doc: str) -> str:

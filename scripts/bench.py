@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from agents.cli import HelpFormatter, OneLineParser, non_negative_int, positive_int
+from agents.cli import HelpFormatter, OneLineParser, existing_file, non_negative_int, output_dir, positive_int
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "docs" / "bench"
@@ -47,8 +47,10 @@ EXAMPLES = """examples:
 
 def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
     """Where every benchmark writes; shared so later subcommands behave alike."""
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for <name>.md and <name>.json")
-    parser.add_argument("--readme", type=Path, default=DEFAULT_README, help="README whose bench section to update")
+    parser.add_argument("--out", type=output_dir, default=DEFAULT_OUT, help="directory for <name>.md and <name>.json")
+    parser.add_argument(
+        "--readme", type=existing_file, default=DEFAULT_README, help="README whose bench section to update"
+    )
     parser.add_argument("--no-readme", action="store_true", help="leave the README alone")
 
 

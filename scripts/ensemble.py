@@ -25,7 +25,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import torch
 
-from agents.cli import HelpFormatter, examples_of, positive_int, run_subcommand, subcommand_parser
+from agents.cli import HelpFormatter, examples_of, output_dir, positive_int, run_subcommand, subcommand_parser
 from agents.ensemble.combination import METHODS, combine, markdown, pool_table, single_best, write_rows
 from agents.ensemble.policies import evaluate_members
 from agents.evaluation import format_table
@@ -48,7 +48,7 @@ def _add_members(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("action", choices=["build"], help="what to do with the pools")
     parser.add_argument("--dataset", nargs="+", choices=DATASETS, default=list(DATASETS), help="the pools")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where the pools' members are cached")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
+    parser.add_argument("--out", type=output_dir, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
     parser.set_defaults(handler=_run_members)
 
 
@@ -68,7 +68,7 @@ def _add_combine(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--algo", choices=["maskableppo", "ppo", "dqn"], default="maskableppo", help="RL agent")
     parser.add_argument("--timesteps", type=positive_int, help="RL training steps (default: the yml file's)")
     parser.add_argument("--tensorboard-log", type=Path, help="write the RL agent's run (and TensorBoard) here")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
+    parser.add_argument("--out", type=output_dir, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
     parser.set_defaults(handler=_run_combine)
 
 
@@ -85,7 +85,7 @@ def _add_agents(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--weights", type=float, nargs="+", help="one weight per run (default: equal)")
     parser.add_argument("--slope", choices=["green", "blue", "black"], help="another slope than the runs trained on")
     parser.add_argument("--episodes", type=positive_int, default=50, help="unseen courses")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
+    parser.add_argument("--out", type=output_dir, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
     parser.set_defaults(handler=_run_agents)
 
 

@@ -47,7 +47,16 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import torch
 
-from agents.cli import DEVICES, HelpFormatter, OneLineParser, positive_int, run_guarded, shown
+from agents.cli import (
+    DEVICES,
+    HelpFormatter,
+    OneLineParser,
+    existing_file,
+    output_dir,
+    positive_int,
+    run_guarded,
+    shown,
+)
 from agents.feature_search import FEATURE_METHODS, FEATURE_SPACES, dataset_of_space, run_feature_search
 from agents.hyperparams import parse_key_values
 from agents.search import METHODS, run_search
@@ -116,8 +125,8 @@ def build_compare_parser() -> argparse.ArgumentParser:
         "--budgets", type=positive_int, nargs="+", default=list(defaults.budgets), help="budgets in the table"
     )
     parser.add_argument("--workers", type=positive_int, default=defaults.workers, help="processes")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "bench", help="report directory")
-    parser.add_argument("--readme", type=Path, default=REPO_ROOT / "README.md", help="README to update")
+    parser.add_argument("--out", type=output_dir, default=REPO_ROOT / "docs" / "bench", help="report directory")
+    parser.add_argument("--readme", type=existing_file, default=REPO_ROOT / "README.md", help="README to update")
     parser.add_argument("--no-readme", action="store_true", help="leave the README alone")
     parser.add_argument(
         "--tensorboard", type=Path, default=Path("runs") / "automl" / "compare", help="TensorBoard log directory"
@@ -137,7 +146,7 @@ def build_table_parser() -> argparse.ArgumentParser:
     parser.add_argument("--space", choices=list(SPACES), default="mnist1d-arch", help="the search space")
     parser.add_argument("--workers", type=positive_int, default=2, help="training processes (one thread each)")
     parser.add_argument("--storage", help="SQLAlchemy URL of the evaluator cache (default: runs/automl/cache.db)")
-    parser.add_argument("--out", type=Path, help="directory of the table files (default: trends/automl/tables)")
+    parser.add_argument("--out", type=output_dir, help="directory of the table files (default: trends/automl/tables)")
     return parser
 
 

@@ -28,6 +28,7 @@ from agents.cli import (
     HelpFormatter,
     examples_of,
     non_negative_int,
+    output_dir,
     positive_int,
     run_subcommand,
     share,
@@ -58,7 +59,7 @@ def _add_labels(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fraction", type=share, default=0.05, help="share of the target's training labels")
     parser.add_argument("--seed", type=int, default=0, help="label subsample, initial weights and pre-training")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where pre-trained encoders are cached")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
+    parser.add_argument("--out", type=output_dir, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
     parser.set_defaults(handler=_run_labels)
 
 
@@ -117,15 +118,15 @@ def _add_curriculum(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--budget", type=positive_int, default=defaults.budget, help="steps per run at most")
     parser.add_argument("--target", type=share, default=defaults.target, help="clean-run rate that counts")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
+    parser.add_argument("--out", type=output_dir, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
     parser.set_defaults(handler=_run_curriculum)
 
 
 def _run_curriculum(args: argparse.Namespace) -> None:
     from agents.benchmarks.transfer_curriculum import CurriculumConfig, run_curriculum
-    from agents.runs import resolve_model_path
+    from agents.runs import load_agent
 
-    resolve_model_path(args.teacher)  # a missing run is one line, before any training
+    load_agent(args.teacher, device="cpu")  # a missing or corrupt run is one line, before any training
     config = CurriculumConfig(
         seeds=tuple(dict.fromkeys(args.seeds)), conditions=tuple(dict.fromkeys(args.conditions)), slope=args.slope,
         target=args.target, budget=args.budget, teacher=args.teacher,
@@ -163,7 +164,7 @@ def _add_pixels(subparsers: argparse._SubParsersAction) -> None:
         "--target", type=float, default=defaults.target, help="mean validation return that counts as skiing down"
     )
     parser.add_argument("--workers", type=positive_int, default=1, help="processes running jobs side by side")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
+    parser.add_argument("--out", type=output_dir, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
     parser.set_defaults(handler=_run_pixels)
 
 
