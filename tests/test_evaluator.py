@@ -162,9 +162,12 @@ def test_the_default_storage_is_a_sqlite_file_under_runs(tmp_path, monkeypatch):
     assert evaluator.url == f"sqlite:///{tmp_path / 'runs' / 'automl' / 'cache.db'}"
 
 
-def test_a_sqlite_url_gets_its_folder_created(tmp_path):
-    Evaluator(f"sqlite:///{tmp_path}/new/folder/cache.db")
+def test_a_sqlite_path_gets_its_folder_created_and_a_typed_url_does_not(tmp_path):
+    Evaluator(tmp_path / "new" / "folder" / "cache.db")
     assert (tmp_path / "new" / "folder" / "cache.db").is_file()
+    with pytest.raises(ValueError, match="does not exist; create it first"):
+        Evaluator(f"sqlite:///{tmp_path}/typo/folder/cache.db")
+    assert not (tmp_path / "typo").exists()
 
 
 @pytest.mark.parametrize(

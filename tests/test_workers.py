@@ -82,6 +82,18 @@ def test_workers_with_the_same_seed_share_the_budget_and_evaluate_each_configura
     assert len({t.user_attrs[WORKER_ATTR] for t in trials}) >= 2  # they did share the study
 
 
+def test_two_workers_on_sqlite_leave_no_failed_trial(tmp_path):
+    """Every study of two workers used to end with one FAIL trial: one that a worker asked for while the other
+    was evaluating the last unit of budget. A worker now waits, unasked, while the last units are claimed."""
+    url = f"sqlite:///{tmp_path / 'workers.db'}"
+    open_storage(url)
+    argv = ["--study", "tpe", "--storage", url, "--method", "tpe", "--budget", "30", "--quiet"]
+    _fork_workers(argv, 2, tmp_path)
+    trials = trials_of(url, "tpe")
+    assert_budget_and_no_duplicates(trials, 30)
+    assert [t.number for t in trials if t.state == TrialState.FAIL] == []
+
+
 def test_the_worker_command_runs_as_a_program():
     argv = [*SEARCH, "--storage", "memory", "--method", "evolution", "--budget", "3", "--seed", "0"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=PROCESS_TIMEOUT)

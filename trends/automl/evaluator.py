@@ -127,12 +127,17 @@ def storage_url(storage: str | Path | None) -> str:
     """The SQLAlchemy URL of ``storage``: None is the default SQLite file, a :class:`~pathlib.Path` a SQLite
     file (made absolute, so the URL still points at it from another directory), a string a URL as it is.
 
-    A string is never taken for a file name, so a mistyped URL fails instead of quietly creating a new cache.
+    A string is never taken for a file name, so a mistyped URL fails instead of quietly creating a new cache. For
+    the same reason the folder of a SQLite file is made here, for a path the program or its caller chose, and never
+    for a URL someone typed: ``sqlite:////nonexistent/dir/x.db`` is refused by :func:`open_storage` rather than
+    making folders anywhere on the disk.
     """
     if storage is None:
         storage = DEFAULT_CACHE
     if isinstance(storage, Path):
-        return f"sqlite:///{storage.expanduser().resolve()}"
+        path = storage.expanduser().resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
     if not isinstance(storage, str) or "://" not in storage:
         raise ValueError(
             f"storage {storage!r} is not a SQLAlchemy URL (sqlite:///cache.db, postgresql://user@host/db); "
@@ -164,7 +169,7 @@ def quiet_optuna(level: int = optuna.logging.WARNING) -> Iterator[None]:
 def open_storage(
     url: str, heartbeat_interval: int | None = None, grace_period: int | None = None
 ) -> optuna.storages.RDBStorage:
-    """An Optuna RDB storage at ``url``; a SQLite file's folder is created first. ``heartbeat_interval`` and
+    """An Optuna RDB storage at ``url``; a SQLite file's folder must exist. ``heartbeat_interval`` and
     ``grace_period`` (seconds) turn on Optuna's heartbeats, for worker processes sharing a study
     (:mod:`agents.workers`): a RUNNING trial whose heartbeat is older than the grace period is failed by the next
     process that looks for stale trials.
@@ -178,7 +183,7 @@ def open_storage(
     kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT}} if url.startswith("sqlite:") else {}
     for attempt in range(1, OPEN_ATTEMPTS + 1):
         try:
-            _make_sqlite_folder(url)
+            _check_sqlite_folder(url)
             with quiet_optuna():
                 return optuna.storages.RDBStorage(
                     url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_interval, grace_period=grace_period
@@ -193,18 +198,12 @@ def open_storage(
     raise AssertionError("unreachable")
 
 
-def _make_sqlite_folder(url: str) -> None:
-    """Create a SQLite file's missing folder only inside the working folder (``runs/automl/``, the defaults'
-    place): a mistyped absolute path must not make folders anywhere on the disk, so there it has to exist."""
+def _check_sqlite_folder(url: str) -> None:
+    """A SQLite URL's folder must exist: SQLite would fail with "unable to open database file", and making it
+    would make folders wherever a typo points (:func:`storage_url` makes them for paths)."""
     path = url.removeprefix("sqlite:///").split("?")[0] if url.startswith("sqlite:///") else ""
-    if not path or path == ":memory:":
-        return
-    folder = Path(path).parent.absolute()
-    if folder.is_dir():
-        return
-    if not folder.is_relative_to(Path.cwd()):
-        raise FileNotFoundError(f"the folder {folder} does not exist; create it first")
-    folder.mkdir(parents=True, exist_ok=True)
+    if path and path != ":memory:" and not Path(path).parent.is_dir():
+        raise FileNotFoundError(f"the folder {Path(path).parent} does not exist; create it first")
 
 
 class Evaluator:
