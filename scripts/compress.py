@@ -35,6 +35,7 @@ from agents.cli import (
     positive_float,
     positive_int,
     run_subcommand,
+    script_command,
     share,
     subcommand_parser,
 )
@@ -218,7 +219,7 @@ def _run_distill(args: argparse.Namespace) -> Report:
     result = distill_agent(
         args.teacher, args.student_width, args.student_depth, config, args.eval_episodes, repeats=args.repeats
     )
-    print(f"student saved in {result.run_dir} (watch it: python scripts/watch.py {result.run_dir})")
+    print(f"student saved in {result.run_dir} (watch it: {script_command('watch.py')} {result.run_dir})")
     if args.export:
         from agents.compression.policies import compress_policy, export_onnx
         from agents.runs import load_agent

@@ -1,11 +1,14 @@
 """scripts/compress.py: each command prints its table and writes it; bad input is one line and a non-zero exit."""
 
 import csv
+import re
+from pathlib import Path
 
 import pytest
 from helpers import assert_one_line_error, load_script, run_main
 
 compress = load_script("compress")
+evaluate = load_script("evaluate")
 
 
 def test_distilling_a_classifier_prints_and_writes_the_table(tmp_path, capsys):
@@ -26,6 +29,42 @@ def test_distilling_an_agent_saves_a_student_run(trained_run, tmp_path, capsys, 
     assert code == 0, err
     assert "| student [8] " in out and "student saved in runs/compression/distilled/ppo/Ski-v0_1" in out
     assert (tmp_path / "runs/compression/distilled/ppo/Ski-v0_1/model.zip").is_file()
+
+
+def test_a_distilled_train_py_run_keeps_its_statistics_and_evaluate_scores_it_as_distill_did(
+    train_py_run, tmp_path, capsys, monkeypatch
+):
+    """The teacher normalises observations: its statistics are saved again beside the student (this raised
+    KeyError: 'class_attributes'), so evaluate.py scores the student as distill measured it, not on raw
+    observations."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["distill", "--teacher", str(train_py_run), "--student-width", "16", "--iterations", "1"]
+    argv += ["--steps-per-iteration", "200", "--eval-episodes", "2", "--repeats", "1"]
+    code, out, err = run_main(compress, argv, capsys)
+    assert code == 0, err
+    student = tmp_path / "runs/compression/distilled/ppo/Ski-v0_1"
+    assert {"config.yml", "model.zip", "vecnormalize.pkl"} <= {p.name for p in student.iterdir()}
+    assert "normalize: true" in (student / "config.yml").read_text()
+    assert f"watch it: {compress.script_command('watch.py')} runs/compression/distilled/ppo/Ski-v0_1" in out
+    distilled_return = re.search(r"^\| student \[16\] \(clean \d+%\) \| (\S+ ± \S+) \|", out, re.M)[1]
+    code, out, err = run_main(evaluate, [str(student), "--episodes", "2", "--no-baselines"], capsys)
+    assert code == 0, err
+    assert re.search(rf"^ppo +{re.escape(distilled_return)} ", out, re.M), out
+
+
+def test_a_failed_distillation_leaves_no_student_run(trained_run, tmp_path, capsys, monkeypatch):
+    from agents.distill import DistilledPolicy
+
+    def crash(self, path):
+        (Path(path).parent / "model.zip").write_bytes(b"half a student")
+        raise OSError("No space left on device")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(DistilledPolicy, "save", crash)
+    argv = ["distill", "--teacher", str(trained_run), "--student-width", "8", "--iterations", "1"]
+    code, _, err = run_main(compress, [*argv, "--steps-per-iteration", "100", "--eval-episodes", "1"], capsys)
+    assert_one_line_error(code, err, 1, "No space left on device")
+    assert list((tmp_path / "runs/compression/distilled/ppo").iterdir()) == []
 
 
 @pytest.mark.parametrize(
