@@ -2,10 +2,13 @@
 
 import csv
 import re
+import sys
 from pathlib import Path
 
 import pytest
 from helpers import assert_one_line_error, load_script, run_main
+
+from agents.cli import command
 
 compress = load_script("compress")
 evaluate = load_script("evaluate")
@@ -67,6 +70,45 @@ def test_a_failed_distillation_leaves_no_student_run(trained_run, tmp_path, caps
     assert list((tmp_path / "runs/compression/distilled/ppo").iterdir()) == []
 
 
+def test_an_int8_onnx_export_of_a_train_py_run_writes_the_file_and_prints_the_table(train_py_run, tmp_path, capsys):
+    argv = ["quantize", "--run", str(train_py_run), "--method", "int8", "--export", "onnx"]
+    code, out, err = run_main(
+        compress, [*argv, "--eval-episodes", "1", "--repeats", "1", "--out", str(tmp_path)], capsys
+    )
+    assert code == 0, err
+    assert f"exported {tmp_path / 'policy-int8.onnx'}" in out and "| int8 (int8 dynamic linear layers" in out
+    assert (tmp_path / "policy-int8.onnx").stat().st_size > 0 and (tmp_path / "quantize-policy-int8.md").is_file()
+
+
+QUANTIZE_INT8_ONNX = ["quantize", "--run", "{run}", "--method", "int8", "--export", "onnx"]
+DISTILL_ONNX = ["distill", "--teacher", "{run}", "--export", "onnx"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "missing"),
+    [
+        (QUANTIZE_INT8_ONNX, ["onnx"]),
+        (QUANTIZE_INT8_ONNX, ["onnxruntime"]),  # int8 is quantized by onnxruntime
+        (QUANTIZE_INT8_ONNX, ["onnx", "onnxruntime"]),
+        (DISTILL_ONNX, ["onnx"]),  # the student is exported in fp32: onnx only
+    ],
+)
+def test_an_onnx_export_without_its_packages_is_refused_before_any_work(
+    argv, missing, train_py_run, tmp_path, capsys, monkeypatch
+):
+    for name in missing:
+        monkeypatch.setitem(sys.modules, name, None)  # import onnx raises ImportError, as when it is not installed
+    monkeypatch.chdir(tmp_path)
+    argv = [a.format(run=train_py_run) for a in argv]
+    code, out, err = run_main(compress, [*argv, "--out", str(tmp_path / "reports")], capsys)
+    install = (
+        f"install {'it' if len(missing) == 1 else 'them'} with: {command('python')} -m pip install {' '.join(missing)}"
+    )
+    assert_one_line_error(code, err, 1, "not installed here")
+    assert err.rstrip().endswith(install) and out == ""
+    assert list(tmp_path.iterdir()) == []  # no report, no student run: refused before the work
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -77,6 +119,10 @@ def test_a_failed_distillation_leaves_no_student_run(trained_run, tmp_path, caps
         (["distill", "--dataset", "digits", "--alpha", "2"], "--alpha must be in [0, 1]"),
         (["distill", "--dataset", "digits", "--export", "onnx"], "exports a policy"),
         (["quantize", "--model", "digits-mlp", "--export", "onnx"], "exports a policy"),
+        (
+            ["quantize", "--run", "runs/ppo/Ski-v0_1", "--method", "fp16", "--export", "onnx"],
+            "cannot export the fp16 policy",
+        ),
         (["frobnicate"], "invalid choice"),
     ],
 )
