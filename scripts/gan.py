@@ -7,17 +7,18 @@ Examples:
   python scripts/gan.py modes --dataset grid --pack 2 --seed 3    # PacGAN2 on the 5x5 grid
   python scripts/gan.py modes --dataset ring --tensorboard-log runs/gan/tb --plot runs/gan/ring.png
   python scripts/gan.py augment --labels-per-class 5 10 --forgeries-per-label 1 10 --seeds 0 1 2
-  python scripts/gan.py watch --dataset ring --pack 2             # train, then replay in a window
+  python scripts/gan.py watch --dataset ring --pack 2             # train (~100 s), then replay in a window
   python scripts/gan.py watch --snapshots runs/gan/reports/modes-ring-pack1-seed0.npz --record ring.gif
   python scripts/gan.py gail --demos 4 --timesteps 1e6          # GAIL on the ski slope, against behaviour cloning
   python scripts/gan.py gail --expert runs/ppo/Ski-v0_1 --demos 16 --slope green --tensorboard-log runs/gail
 
-`modes` prints the metrics (modes covered, share of high-quality samples, reverse KL) and writes them as
-markdown and CSV under --out, with the generator's snapshots (.npz) that `watch --snapshots` replays. `augment`
-prints and writes the accuracy table. `watch` opens a pygame window, or writes a GIF with --record (needed
-without a screen). `gail` imitates an expert skier (the heuristic, or a trained run) from its demonstrations:
-the discriminator is the police, the agent the counterfeiter of the expert's state-action pairs; it saves the agent
-as a run folder (watch.py and evaluate.py take it) and compares it with behaviour cloning on unseen courses.
+`modes` prints the metrics (modes covered, share of high-quality samples, reverse KL) and writes them as markdown
+and CSV under --out, with the generator's snapshots (.npz) that `watch --snapshots` replays. `augment` prints and
+writes the accuracy table. `watch` trains (a progress line per tenth of its steps) unless given --snapshots, then
+replays in a pygame window that stays open until closed (or --seconds), or writes a GIF with --record (needed
+without a screen). `gail` imitates an expert skier (the heuristic, or a trained run) from its demonstrations: the
+discriminator is the police, the agent the counterfeiter of the expert's state-action pairs; it saves the agent as a
+run folder (watch.py and evaluate.py take it) and compares it with behaviour cloning on unseen courses.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -42,9 +44,18 @@ from agents.cli import (
 )
 from agents.tables import write_table
 from trends.gan.mixtures import MIXTURES, make_mixture
-from trends.gan.packing import ModeGanConfig, ModeGanResult, Snapshots, describe, load_snapshots, save_snapshots
+from trends.gan.packing import (
+    ModeGanConfig,
+    ModeGanResult,
+    Probe,
+    Snapshots,
+    describe,
+    load_snapshots,
+    save_snapshots,
+)
 
 DEFAULT_OUT = Path("runs") / "gan" / "reports"
+PROGRESS_LINES = 10  # progress lines of a training: one per tenth of its steps
 
 
 def _add_gan_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,6 +120,9 @@ def _add_watch(subparsers: argparse._SubParsersAction) -> None:
     _add_gan_arguments(parser)
     parser.add_argument("--record", type=Path, help="write a GIF here instead of opening a window")
     parser.add_argument("--fps", type=positive_float, default=10.0, help="snapshots a second")
+    parser.add_argument(
+        "--seconds", type=positive_float, help="close the window this long after it opens (default: when you close it)"
+    )
     parser.set_defaults(handler=_run_watch)
 
 
@@ -123,12 +137,41 @@ def _train(args: argparse.Namespace, tensorboard_log: Path | None = None) -> Mod
 
     mixture, config = make_mixture(args.dataset), _config(args)
     print(f"training {describe(config, mixture)} for {config.steps} steps...", file=sys.stderr, flush=True)
+    progress = _progress_probe(config.steps)
     if tensorboard_log is None:
-        return train_mode_gan(mixture, config)
+        return train_mode_gan(mixture, config, progress)
     from trends.gan.board import GanBoard, mode_gan_probe
 
     with GanBoard(tensorboard_log) as board:
-        return train_mode_gan(mixture, config, mode_gan_probe(board, mixture))
+        to_board = mode_gan_probe(board, mixture)
+
+        def both(step, scalars, samples) -> None:
+            to_board(step, scalars, samples)
+            progress(step, scalars, samples)
+
+        return train_mode_gan(mixture, config, both)
+
+
+def _progress_probe(total: int) -> Probe:
+    """A line on stderr at the first snapshot past each tenth of the ``total`` steps (the default 5000 take about
+    100 s): how far, how long, and how near the samples are to the modes, so a training is never silent."""
+    start, next_line = time.monotonic(), total / PROGRESS_LINES
+
+    def probe(step: int, scalars: dict[str, float], samples: object) -> None:
+        nonlocal next_line
+        if step < next_line and step != total:
+            return
+        while next_line <= step:
+            next_line += total / PROGRESS_LINES
+        print(
+            f"step {step}/{total} ({step / total:.0%}, {time.monotonic() - start:.0f} s): distance to modes "
+            f"{scalars['charts/distance_to_modes']:.3f}, police loss {scalars['losses/discriminator']:.3f}, "
+            f"counterfeiter loss {scalars['losses/generator']:.3f}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return probe
 
 
 def _run_modes(args: argparse.Namespace) -> None:
@@ -195,6 +238,8 @@ def _run_watch(args: argparse.Namespace) -> None:
 
     if args.record is not None and args.record.suffix.lower() != ".gif":
         raise ValueError(f"cannot record to {args.record}: the file must end in .gif")
+    if args.record is not None and args.seconds is not None:
+        raise ValueError("--seconds limits the window; a GIF (--record) is as long as its snapshots")
     if args.record is None and not display_available():
         raise DisplayUnavailable("no screen to show a window on; pass --record FILE.gif")
     snapshots = load_snapshots(args.snapshots) if args.snapshots else Snapshots.of(_train(args))
@@ -202,7 +247,9 @@ def _run_watch(args: argparse.Namespace) -> None:
         frames = record_gif(snapshots, args.record, fps=args.fps)
         print(f"wrote {args.record} ({frames} frames)", file=sys.stderr)
     else:
-        play(snapshots, fps=args.fps)
+        until = f"for {args.seconds:g} s" if args.seconds is not None else "until you close it (or press Esc or Q)"
+        print(f"replaying {len(snapshots.steps)} snapshots; the window stays open {until}", file=sys.stderr)
+        play(snapshots, fps=args.fps, seconds=args.seconds)
 
 
 def _add_gail(subparsers: argparse._SubParsersAction) -> None:

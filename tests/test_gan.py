@@ -2,6 +2,7 @@
 viewer, scripts/gan.py and the benchmark, each on a budget of seconds."""
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -201,7 +202,10 @@ def test_the_viewer_draws_each_snapshot(ring_run, tmp_path):
     renderer.close()
     renderer.close()
     assert record_gif(snapshots, tmp_path / "gan.gif", size=120) == len(snapshots.steps)
-    assert play(snapshots, fps=1000, end_pause=0) == len(snapshots.steps)  # a window, under SDL's dummy driver
+    start = time.monotonic()
+    assert play(snapshots, fps=1000, seconds=1) == len(snapshots.steps)  # a window, under SDL's dummy driver
+    assert time.monotonic() - start >= 1  # the last snapshot stays up until the window is closed or time is up
+    assert play(snapshots, fps=10, seconds=0.05) < len(snapshots.steps)  # the limit cuts the replay short too
     with pytest.raises(ValueError, match=r"\.gif"):
         record_gif(snapshots, tmp_path / "gan.mp4")
 
@@ -243,12 +247,29 @@ def test_augment_with_a_tiny_budget(script, tmp_path, capsys):
         (["modes", "--steps", "0"], "positive integer"),
         (["watch", "--record", "out.mp4"], ".gif"),
         (["watch", "--snapshots", "missing.npz", "--record", "out.gif"], "not a snapshots file"),
+        (["watch", "--record", "out.gif", "--seconds", "3"], "--seconds limits the window"),
         (["augment", "--labels-per-class", "500"], "training samples"),
     ],
 )
 def test_bad_input_is_one_line(script, capsys, tmp_path, argv, mentions):
     code, _, err = run_main(script, [*argv, "--out", str(tmp_path)] if argv[0] != "watch" else argv, capsys)
     assert_one_line_error(code, err, 2, mentions)
+
+
+def test_watch_trains_with_progress_then_keeps_the_window_open_until_its_seconds(script, capsys, monkeypatch):
+    import agents.recording
+
+    monkeypatch.setattr(agents.recording, "display_available", lambda: True)  # SDL's dummy driver opens the window
+    start = time.monotonic()
+    argv = ["watch", "--steps", "40", "--log-every", "10", "--fps", "100", "--seconds", "1.5"]
+    code, _, err = run_main(script, argv, capsys)
+    assert code == 0, err
+    assert time.monotonic() - start >= 1.5
+    lines = err.splitlines()
+    progress = [line for line in lines if line.startswith("step ")]
+    assert [line.split()[1] for line in progress] == ["10/40", "20/40", "30/40", "40/40"]
+    assert "(100%" in progress[-1] and "distance to modes" in progress[-1]
+    assert lines[-1] == "replaying 4 snapshots; the window stays open for 1.5 s"
 
 
 def test_watch_without_a_screen_asks_for_a_recording(script, capsys):
