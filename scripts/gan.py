@@ -10,7 +10,7 @@ Examples:
   python scripts/gan.py watch --dataset ring --pack 2             # train (~100 s), then replay in a window
   python scripts/gan.py watch --snapshots runs/gan/reports/modes-ring-pack1-seed0.npz --record ring.gif
   python scripts/gan.py gail --demos 4 --timesteps 1e6          # GAIL on the ski slope, against behaviour cloning
-  python scripts/gan.py gail --expert runs/ppo/Ski-v0_1 --demos 16 --slope green --tensorboard-log runs/gail
+  python scripts/gan.py gail --expert runs/ppo/Ski-v0_1 --demos 16 --slope blue   # the run: runs/gail/Ski-v0_<n>
 
 `modes` prints the metrics (modes covered, share of high-quality samples, reverse KL) and writes them as markdown
 and CSV under --out, with the generator's snapshots (.npz) that `watch --snapshots` replays. `augment` prints and
@@ -40,6 +40,7 @@ from agents.cli import (
     positive_float,
     positive_int,
     run_subcommand,
+    script_command,
     subcommand_parser,
 )
 from agents.tables import write_table
@@ -268,7 +269,10 @@ def _add_gail(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--episodes", type=positive_int, default=50, help="unseen courses to score on")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="demonstrations' courses and learners")
     parser.add_argument(
-        "--tensorboard-log", type=Path, default=Path("runs") / "gail", help="the GAIL run's folder root"
+        "--tensorboard-log",
+        type=Path,
+        default=Path("runs"),
+        help="root of the run folders, as train.py's: the GAIL run goes to <root>/gail/<Env>_<n>",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
     parser.set_defaults(handler=_run_gail)
@@ -291,6 +295,7 @@ def _run_gail(args: argparse.Namespace) -> None:
     run_dir = new_run_dir("gail", env_id, args.tensorboard_log)
     gail = train_gail(demos, env_id, env_kwargs, args.timesteps, args.seed, log_dir=run_dir)
     gail.save(run_dir / "model.zip")
+    _write_gail_config(run_dir, args, env_id, env_kwargs, gail.vecnormalize is not None and gail.vecnormalize.norm_obs)
     clone = behaviour_cloning(demos, env_id, env_kwargs, args.seed)
     seeds = test_seeds(args.episodes)
     policies = {
@@ -301,13 +306,24 @@ def _run_gail(args: argparse.Namespace) -> None:
     }
     results = [evaluate(policy, env_id, env_kwargs, seeds, name=name) for name, policy in policies.items()]
     print(format_table(results))
-    print(f"GAIL run (model, TensorBoard) in {run_dir}", file=sys.stderr)
+    print(f"GAIL run (model, TensorBoard) in {run_dir}; judge it: {script_command('evaluate.py')} {run_dir}")
     header = ["policy", "return_mean", "return_std", "clean_rate"]
     rows = [[r.name, r.mean_return, r.std_return, r.metric_means().get("clean", "")] for r in results]
     title = f"GAIL and behaviour cloning from {args.demos} demonstrations"
     md, table = write_table(args.out, f"gail-{args.slope}-demos{args.demos}-seed{args.seed}", title,
                             format_table(results, "markdown"), header, rows)  # fmt: skip
     print(f"wrote {md} and {table}", file=sys.stderr)
+
+
+def _write_gail_config(run_dir: Path, args: argparse.Namespace, env_id: str, env_kwargs: dict, normalize: bool) -> None:
+    """The GAIL run's config.yml, so that watch.py and evaluate.py find its env and slope, and know it acts on
+    normalised observations, as they do for a run train.py wrote."""
+    from agents.runs import write_config
+
+    record = {"algo": "ppo", "env": env_id, "env_kwargs": env_kwargs, "seed": args.seed}
+    record.update(n_timesteps=args.timesteps, normalize=normalize)
+    record["gail"] = {"expert": args.expert or "heuristic", "demos": args.demos}
+    write_config(run_dir, record)
 
 
 def build_parser() -> argparse.ArgumentParser:

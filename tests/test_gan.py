@@ -2,6 +2,7 @@
 viewer, scripts/gan.py and the benchmark, each on a budget of seconds."""
 
 import math
+import re
 import time
 
 import numpy as np
@@ -270,6 +271,22 @@ def test_watch_trains_with_progress_then_keeps_the_window_open_until_its_seconds
     assert [line.split()[1] for line in progress] == ["10/40", "20/40", "30/40", "40/40"]
     assert "(100%" in progress[-1] and "distance to modes" in progress[-1]
     assert lines[-1] == "replaying 4 snapshots; the window stays open for 1.5 s"
+
+
+def test_gail_writes_one_run_folder_under_gail_that_evaluate_scores_as_gail_did(script, tmp_path, capsys):
+    argv = ["gail", "--demos", "1", "--timesteps", "64", "--episodes", "1", "--slope", "blue"]
+    code, out, err = run_main(
+        script, [*argv, "--tensorboard-log", str(tmp_path / "runs"), "--out", str(tmp_path)], capsys
+    )
+    assert code == 0, err
+    run_dir = tmp_path / "runs" / "gail" / "Ski-v0_1"  # not runs/gail/gail/Ski-v0_1
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["gail"]
+    assert {"model.zip", "vecnormalize.pkl", "config.yml"} <= {p.name for p in run_dir.iterdir()}
+    assert f"judge it: {script.script_command('evaluate.py')} {run_dir}" in out
+    gail_return = re.search(r"^GAIL +(\S+ ± \S+) ", out, re.M)[1]
+    code, out, err = run_main(load_script("evaluate"), [str(run_dir), "--episodes", "1", "--no-baselines"], capsys)
+    assert code == 0, err
+    assert "{'slope': 'blue'}" in out and re.search(rf"^ppo +{re.escape(gail_return)} ", out, re.M), out
 
 
 def test_watch_without_a_screen_asks_for_a_recording(script, capsys):
