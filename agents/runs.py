@@ -70,16 +70,24 @@ def new_run_dir(algo: str, env_id: str, root: Path = RUNS_ROOT) -> Path:
 
     ``mkdir(exist_ok=False)`` in a loop makes two trainings started at the same moment get different folders.
     """
-    parent = Path(root) / algo.lower()
+    return numbered_dir(Path(root) / algo.lower(), env_folder_name(env_id))
+
+
+def numbered_dir(parent: Path, name: str) -> Path:
+    """Create and return ``parent/<name>_<n+1>``, ``n`` the highest number already there: a new folder for each
+    run of a command, so no run overwrites an earlier one's results.
+
+    ``mkdir(exist_ok=False)`` in a loop makes two runs started at the same moment get different folders.
+    """
+    parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
-    name = env_folder_name(env_id)
     numbers = [int(m["n"]) for p in parent.iterdir() if (m := _RUN_RE.match(p.name)) and m["name"] == name]
     n = max(numbers, default=0) + 1
     while True:
-        run_dir = parent / f"{name}_{n}"
+        folder = parent / f"{name}_{n}"
         try:
-            run_dir.mkdir()
-            return run_dir
+            folder.mkdir()
+            return folder
         except FileExistsError:
             n += 1
 

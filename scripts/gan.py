@@ -13,12 +13,13 @@ Examples:
   python scripts/gan.py gail --expert runs/ppo/Ski-v0_1 --demos 16 --slope blue   # the run: runs/gail/Ski-v0_<n>
 
 `modes` prints the metrics (modes covered, share of high-quality samples, reverse KL) and writes them as markdown
-and CSV under --out, with the generator's snapshots (.npz) that `watch --snapshots` replays. `augment` prints and
-writes the accuracy table. `watch` trains (a progress line per tenth of its steps) unless given --snapshots, then
-replays in a pygame window that stays open until closed (or --seconds), or writes a GIF with --record (needed
-without a screen). `gail` imitates an expert skier (the heuristic, or a trained run) from its demonstrations: the
-discriminator is the police, the agent the counterfeiter of the expert's state-action pairs; it saves the agent as a
-run folder (watch.py and evaluate.py take it) and compares it with behaviour cloning on unseen courses.
+and CSV under --out, with the generator's snapshots (.npz) that `watch --snapshots` replays. `augment` prints the
+accuracy table and writes it into a new folder under --out for each run (augment_1, augment_2, ...). `watch` trains
+(a progress line per tenth of its steps) unless given --snapshots, then replays in a pygame window that stays open
+until closed (or --seconds), or writes a GIF with --record (needed without a screen). `gail` imitates an expert
+skier (the heuristic, or a trained run) from its demonstrations: the discriminator is the police, the agent the
+counterfeiter of the expert's state-action pairs; it saves the agent as a run folder (watch.py and evaluate.py take
+it) and compares it with behaviour cloning on unseen courses.
 """
 
 from __future__ import annotations
@@ -213,6 +214,7 @@ def _save_plot(result: ModeGanResult, path: Path) -> None:
 
 def _run_augment(args: argparse.Namespace) -> None:
     from agents.benchmarks.gan_modes import GanAugmentConfig, run_gan_augment
+    from agents.runs import numbered_dir
     from trends.gan.conditional import ConditionalGanConfig
 
     config = GanAugmentConfig(
@@ -229,7 +231,8 @@ def _run_augment(args: argparse.Namespace) -> None:
         for t in result.trials
     ]
     title = "A digits classifier on few labels, with and without a conditional GAN's forgeries"
-    paths = write_table(args.out, "augment", title, result.to_markdown(), header, rows)
+    folder = numbered_dir(args.out, "augment")  # its own folder: another run's table is never overwritten
+    paths = write_table(folder, "augment", title, result.to_markdown(), header, rows)
     print(f"wrote {paths[0]} and {paths[1]}", file=sys.stderr)
 
 

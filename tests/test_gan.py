@@ -238,7 +238,12 @@ def test_augment_with_a_tiny_budget(script, tmp_path, capsys):
     argv = ["augment", "--labels-per-class", "2", "--forgeries-per-label", "1", "--seeds", "0", "--steps", "10"]
     code, out, err = run_main(script, [*argv, "--out", str(tmp_path)], capsys)
     assert code == 0, err
-    assert "real + forgeries" in out and (tmp_path / "augment.csv").exists()
+    first = tmp_path / "augment_1" / "augment.md"
+    assert "real + forgeries" in out and f"wrote {first} and {first.with_suffix('.csv')}" in err
+    before = first.read_text()
+    code, _, err = run_main(script, [*argv[:-1], "20", "--out", str(tmp_path)], capsys)  # another run of augment
+    assert code == 0, err
+    assert f"wrote {tmp_path / 'augment_2' / 'augment.md'}" in err and first.read_text() == before  # kept
 
 
 @pytest.mark.parametrize(
