@@ -377,8 +377,14 @@ def _refuse_if_statistics_missing(path: Path, config: dict) -> None:
         raise RunError(f"{config_dir_of(path) / CONFIG_FILE}: normalize: {e}") from None
     if normalized:
         setting = yaml.safe_dump(config["normalize"], default_flow_style=True).splitlines()[0]  # as config.yml says it
+        final = path.with_name(MODEL_FILE)
+        other = (
+            f"; {MODEL_FILE} has its statistics (--last loads it)"
+            if path.name == BEST_MODEL_FILE and vecnormalize_path(final).is_file() and final.is_file()
+            else ""
+        )
         raise RunError(
             f"{path} was trained on normalised observations (config.yml: normalize: {setting}) but "
             f"{vecnormalize_path(path).name} is missing beside it; without those statistics it acts on raw "
-            "observations and every score of it would be wrong"
+            f"observations and every score of it would be wrong{other}"
         )

@@ -186,6 +186,13 @@ def test_a_run_trained_on_normalised_observations_is_refused_without_its_statist
     assert load_agent(run).vecnormalize is None  # rewards only (pixel entries): the agent acts on raw frames
     write_config(run, {"algo": "ppo", "env": SKI, "normalize": False})
     assert load_agent(run).vecnormalize is None
+    write_config(run, {"algo": "ppo", "env": SKI, "normalize": True})
+    atomic_save_model(small(PPO, n_steps=64), run / "best_model.zip")  # the best model's statistics are gone
+    venv = VecNormalize(DummyVecEnv([lambda: gym.make(SKI)]))
+    atomic_save_vecnormalize(venv, run / "vecnormalize.pkl")
+    with pytest.raises(RunError, match=r"best_vecnormalize.pkl is missing .*; model.zip has its statistics \(--last"):
+        load_agent(run)
+    assert load_agent(run, prefer_best=False).vecnormalize is not None
 
 
 def test_only_a_name_without_a_suffix_gets_zip_added(tmp_path):
