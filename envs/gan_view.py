@@ -95,9 +95,11 @@ def play(snapshots: Snapshots, fps: float = 10.0, seconds: float | None = None) 
     def should_close() -> bool:
         if deadline is not None and time.monotonic() >= deadline:
             return True
+        # every event taken off the queue, not only these two: held for minutes, a window would otherwise fill
+        # SDL's queue with mouse motion until a close was dropped
         return any(
             e.type == pygame.QUIT or (e.type == pygame.KEYDOWN and e.key in (pygame.K_ESCAPE, pygame.K_q))
-            for e in pygame.event.get((pygame.QUIT, pygame.KEYDOWN))
+            for e in pygame.event.get()
         )
 
     shown = 0

@@ -3,6 +3,7 @@ viewer, scripts/gan.py and the benchmark, each on a budget of seconds."""
 
 import math
 import re
+import threading
 import time
 
 import numpy as np
@@ -209,6 +210,22 @@ def test_the_viewer_draws_each_snapshot(ring_run, tmp_path):
     assert play(snapshots, fps=10, seconds=0.05) < len(snapshots.steps)  # the limit cuts the replay short too
     with pytest.raises(ValueError, match=r"\.gif"):
         record_gif(snapshots, tmp_path / "gan.mp4")
+
+
+def test_the_viewer_holds_the_last_snapshot_until_the_window_is_closed(ring_run):
+    import pygame
+
+    from envs.gan_view import play
+
+    snapshots = Snapshots.of(ring_run)
+    closing = threading.Timer(1.0, lambda: pygame.event.post(pygame.event.Event(pygame.QUIT)))  # the person closes it
+    start = time.monotonic()
+    closing.start()
+    try:
+        assert play(snapshots, fps=1000, seconds=30) == len(snapshots.steps)  # 30 s: only a safety net here
+    finally:
+        closing.cancel()
+    assert 1.0 <= time.monotonic() - start < 10
 
 
 # ---- scripts/gan.py --------------------------------------------------------------------------------------------------
