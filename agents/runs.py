@@ -371,6 +371,8 @@ def _refuse_if_statistics_missing(path: Path, config: dict) -> None:
     """A model trained on normalised observations acts on raw ones without its statistics: it still skis, only
     worse (a distilled skier scored 88 where its teacher skis 162), so every score of it would be quietly wrong.
     Refused here, where watch, evaluate, compress, ensemble and transfer all load their agents."""
+    if "normalize" not in config and config.get("distilled_from"):
+        _refuse_if_teacher_normalized(path, Path(config["distilled_from"]))
     try:
         normalized = normalizes_observations(config.get("normalize", False))
     except HyperparamsError as e:
@@ -387,4 +389,22 @@ def _refuse_if_statistics_missing(path: Path, config: dict) -> None:
             f"{path} was trained on normalised observations (config.yml: normalize: {setting}) but "
             f"{vecnormalize_path(path).name} is missing beside it; without those statistics it acts on raw "
             f"observations and every score of it would be wrong{other}"
+        )
+
+
+def _refuse_if_teacher_normalized(path: Path, teacher: Path) -> None:
+    """Students distilled before their config said ``normalize`` (and before their statistics were saved at all:
+    the save raised KeyError after the zip was written) learnt on their teacher's normalised observations; their
+    teacher's config.yml says so."""
+    teacher_config = config_dir_of(teacher) / CONFIG_FILE
+    try:
+        normalized = teacher_config.is_file() and normalizes_observations(
+            read_config(teacher_config.parent).get("normalize")
+        )
+    except (RunError, HyperparamsError):
+        return  # an unreadable teacher config says nothing either way
+    if normalized:
+        raise RunError(
+            f"{path} was distilled from {teacher}, which acts on normalised observations, but "
+            f"{vecnormalize_path(path).name} is missing beside it; distil it again to get a student with its statistics"
         )

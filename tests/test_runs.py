@@ -247,3 +247,17 @@ def test_every_script_refuses_a_train_py_run_whose_statistics_are_gone(script, a
     assert_one_line_error(code, err, 1, "was trained on normalised observations (config.yml: normalize: true)")
     written = [p for p in tmp_path.rglob("*") if p.is_file() and run not in p.parents]
     assert written == []  # refused before any work was written
+
+
+def test_a_student_distilled_before_the_fix_is_refused_not_scored(train_py_run, trained_run, tmp_path, capsys):
+    """Such a student's folder (runs/compression/distilled/ppo/Ski-v0_1) holds model.zip and a config.yml without
+    normalize: distil's save raised KeyError before the statistics. evaluate.py scored it at 88 (its teacher 162)."""
+    student = new_run_dir("ppo", SKI, tmp_path)
+    atomic_save_model(small(PPO, n_steps=64), student / "model.zip")
+    config = {"algo": "ppo", "env": SKI, "env_kwargs": {}, "distilled_from": str(train_py_run / "best_model.zip")}
+    write_config(student, {**config, "distillation": {"student_net_arch": [16]}})
+    code, out, err = run_main(load_script("evaluate"), [str(student), "--episodes", "1"], capsys)
+    assert_one_line_error(code, err, 1, f"was distilled from {train_py_run / 'best_model.zip'}, which acts on normal")
+    assert out == "" and "distil it again" in err
+    write_config(student, {**config, "distilled_from": str(trained_run / "model.zip")})  # a raw-observation teacher
+    assert load_agent(student).vecnormalize is None
