@@ -275,8 +275,8 @@ def _copy_run(run_dir: Path, to: Path, **env_kwargs) -> Path:
     return to
 
 
-def test_evaluate_warns_in_one_line_when_a_member_trained_on_another_slope(
-    train_py_run, evaluate_script, capsys, tmp_path
+def test_evaluate_and_watch_warn_in_one_line_when_a_member_trained_on_another_slope(
+    train_py_run, evaluate_script, watch_script, capsys, tmp_path
 ):
     green = _copy_run(train_py_run, tmp_path / "ppo" / "Ski-v0_1")  # env_kwargs {}: the default slope, green
     explicit_green = _copy_run(train_py_run, tmp_path / "ppo" / "Ski-v0_2", slope="green")
@@ -294,6 +294,10 @@ def test_evaluate_warns_in_one_line_when_a_member_trained_on_another_slope(
     assert err.splitlines() == [
         "evaluate.py: warning: run 1 (Ski-v0_1) trained with slope=green, judged with slope=blue"
     ]
+    gif = tmp_path / "ensemble.gif"
+    code, _, err = run_main(watch_script, [str(green), str(blue), "--record", str(gif), "--scale", "0.25"], capsys)
+    assert code == 0 and gif.is_file(), err
+    assert err.splitlines() == ["watch.py: warning: run 2 (Ski-v0_3) trained with slope=blue, judged with slope=green"]
 
 
 def test_watch_records_an_ensemble_without_touching_the_first_runs_own_video(ski_runs, watch_script, capsys):
