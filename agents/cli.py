@@ -21,7 +21,7 @@ DEVICES = ("auto", "cpu", "cuda")  # what --device takes: torch's, with auto a G
 
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
 # Commands the scripts and their --help show a person, rewritten by shown() into the form that runs in a plain shell
-_SHOWN_RE = re.compile(r"(?<![\w./-])(python scripts/|tensorboard |optuna-dashboard )")
+_SHOWN_RE = re.compile(r"(?<![\w./-])(python scripts/|python -m |tensorboard |optuna-dashboard )")
 
 
 def _as_typed(path: Path) -> str:
@@ -55,14 +55,17 @@ def script_command(script: str) -> str:
 
 
 def shown(text: str) -> str:
-    """``text`` with every ``python scripts/X``, ``tensorboard`` and ``optuna-dashboard`` command in the form
-    that runs from a plain shell (see :func:`command`): the scripts' docstrings and messages keep the short
-    form a reader knows, and what reaches the terminal runs as printed."""
+    """``text`` with every ``python scripts/X``, ``python -m X``, ``tensorboard`` and ``optuna-dashboard`` command
+    in the form that runs from a plain shell (see :func:`command`): the scripts' docstrings and messages (and the
+    install hints of ``trends/``, which cannot import this module) keep the short form a reader knows, and what
+    reaches the terminal runs as printed."""
 
     def replace(match: re.Match[str]) -> str:
         word = match[1]
         if word == "python scripts/":
             return f"{command('python')} {_as_typed(SCRIPTS_DIR)}/"
+        if word == "python -m ":  # python -m pip install ...: into this environment, not the shell's python
+            return f"{command('python')} -m "
         return f"{command(word.strip())} "
 
     return _SHOWN_RE.sub(replace, text)

@@ -171,6 +171,26 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, render_mode:
         raise EnvConfigError(f"cannot make {env_id} with {env_kwargs or {}}: {str(e).splitlines()[0]}") from None
 
 
+def env_settings(env_id: str, env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every argument ``gym.make(env_id, **env_kwargs)`` builds the env with: the constructor's defaults, then the
+    registration's kwargs, then ``env_kwargs``. Two runs' ``env_kwargs`` of ``{}`` and ``{"slope": "green"}`` are
+    the same env; comparing these settings, not the dicts as written, says so. {} for an id that is not
+    registered (the caller's ``make_env`` says what is wrong with it)."""
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error:
+        return {}
+    defaults: dict[str, Any] = {}
+    try:
+        creator = gym.envs.registration.load_env_creator(spec.entry_point) if spec.entry_point else None
+        parameters = inspect.signature(creator).parameters.values() if creator is not None else []
+        defaults = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+    except (ImportError, AttributeError, TypeError, ValueError):  # an entry point without an inspectable signature
+        pass
+    defaults.pop("render_mode", None)
+    return {**defaults, **(spec.kwargs or {}), **(env_kwargs or {})}
+
+
 def env_of_run(config: dict[str, Any], env_id: str | None = None, slope: str | None = None) -> tuple[str, dict]:
     """The env id and arguments to judge a run's agent in: the run's own (``config.yml``'s ``env`` and
     ``env_kwargs``), with ``env_id`` replacing the id and ``slope`` the ski slope when given.

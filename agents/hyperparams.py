@@ -193,6 +193,14 @@ def _normalize_kwargs(value: Any) -> dict[str, Any] | None:
     return parse_kwargs_string(value)
 
 
+def normalizes_observations(value: Any) -> bool:
+    """Whether a ``normalize`` setting (as a YAML entry or a run's ``config.yml`` records it) trained the agent on
+    normalised observations: ``true``, or VecNormalize keywords that do not say ``norm_obs=False`` (pixel
+    entries normalise the rewards only, so their agents act on raw frames)."""
+    kwargs = _normalize_kwargs(value)
+    return kwargs is not None and bool(kwargs.get("norm_obs", True))
+
+
 def _check_keys(algo: str, kwargs: dict[str, Any]) -> None:
     """Refuse a key the algorithm's constructor does not take, naming the ones it does."""
     params = inspect.signature(ALGOS[algo.lower()].__init__).parameters

@@ -13,19 +13,26 @@ A run is a folder ``runs/<algo>/<EnvName>_<n>/`` (RL Baselines3 Zoo's layout) ho
 
 Every file is written to a temporary name in the same folder and then renamed over the final name
 (``os.replace`` is atomic on POSIX and Windows), so a run killed at any moment leaves every file readable:
-either the old version or the new one, never half of one.
+either the old version or the new one, never half of one. A run made in one go after the work (a distilled
+student) is written whole into a hidden folder and renamed into place (:func:`staged_run_dir`), so it is
+there complete or not at all.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import os
 import pickle
 import re
+import shutil
+import uuid
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import yaml
@@ -33,6 +40,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
 from agents.algorithms import ALGOS
+from agents.hyperparams import HyperparamsError, normalizes_observations
 from trends.files import atomic_write, atomic_write_text
 
 RUNS_ROOT = Path("runs")
@@ -62,27 +70,68 @@ def new_run_dir(algo: str, env_id: str, root: Path = RUNS_ROOT) -> Path:
 
     ``mkdir(exist_ok=False)`` in a loop makes two trainings started at the same moment get different folders.
     """
-    parent = Path(root) / algo.lower()
+    return numbered_dir(Path(root) / algo.lower(), env_folder_name(env_id))
+
+
+def numbered_dir(parent: Path, name: str) -> Path:
+    """Create and return ``parent/<name>_<n+1>``, ``n`` the highest number already there: a new folder for each
+    run of a command, so no run overwrites an earlier one's results.
+
+    ``mkdir(exist_ok=False)`` in a loop makes two runs started at the same moment get different folders.
+    """
+    parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
-    name = env_folder_name(env_id)
     numbers = [int(m["n"]) for p in parent.iterdir() if (m := _RUN_RE.match(p.name)) and m["name"] == name]
     n = max(numbers, default=0) + 1
     while True:
-        run_dir = parent / f"{name}_{n}"
+        folder = parent / f"{name}_{n}"
         try:
-            run_dir.mkdir()
-            return run_dir
+            folder.mkdir()
+            return folder
         except FileExistsError:
             n += 1
 
 
+class StagedRun(NamedTuple):
+    """A run folder being written: files go into ``folder``; ``run_dir`` is its name once it is complete."""
+
+    folder: Path
+    run_dir: Path
+
+
+@contextmanager
+def staged_run_dir(algo: str, env_id: str, root: Path = RUNS_ROOT) -> Iterator[StagedRun]:
+    """A new run folder written whole or not at all: its number is claimed at once (an empty folder, as
+    :func:`new_run_dir` makes it), its files are written into a hidden folder beside it, and that folder is
+    renamed over the empty one when the block ends without an exception. On an exception (Ctrl-C included)
+    both are removed, so no folder with a model and without its statistics or config is left to be loaded.
+    """
+    run_dir = new_run_dir(algo, env_id, root)
+    # hidden, and ending in a letter so that new_run_dir never reads it as a run's number
+    folder = run_dir.with_name(f".{run_dir.name}.{uuid.uuid4().hex[:8]}.partial")
+    folder.mkdir()
+    try:
+        yield StagedRun(folder, run_dir)
+        try:
+            os.replace(folder, run_dir)  # POSIX renames a folder over an empty one atomically
+        except OSError:  # Windows does not: free the name first
+            run_dir.rmdir()
+            os.replace(folder, run_dir)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        if run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        raise
+
+
 def _run_dirs(root: Path) -> Iterator[Path]:
+    """Every run folder under ``root``; hidden folders (runs still being written) are not runs yet."""
     root = Path(root)
     if not root.is_dir():
         return
     for algo_dir in root.iterdir():
-        if algo_dir.is_dir():
-            yield from (p for p in algo_dir.iterdir() if p.is_dir())
+        if algo_dir.is_dir() and not algo_dir.name.startswith("."):
+            yield from (p for p in algo_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def latest_run(root: Path = RUNS_ROOT) -> Path:
@@ -126,8 +175,26 @@ def atomic_save_model(model: BaseAlgorithm, path: Path) -> None:
 
 
 def atomic_save_vecnormalize(vecnormalize: VecNormalize, path: Path) -> None:
-    """Save VecNormalize statistics atomically (``VecNormalize.save`` pickles itself without its env)."""
+    """Save VecNormalize statistics atomically (``VecNormalize.save`` pickles itself without its env), those of
+    a live training env or statistics loaded by :func:`load_vecnormalize` alike."""
+    _restore_dropped_state(vecnormalize)
     atomic_write(Path(path), lambda f: pickle.dump(vecnormalize, f))
+
+
+def _restore_dropped_state(vecnormalize: VecNormalize) -> None:
+    """Give unpickled statistics back what ``VecNormalize.__getstate__`` dropped and only ``set_venv`` restores.
+
+    SB3 2.9's ``__getstate__`` deletes ``class_attributes`` and ``returns`` from the state it pickles, so an
+    object unpickled without an env (as :func:`load_vecnormalize` does: the statistics are all a watcher needs)
+    raises ``KeyError: 'class_attributes'`` when pickled (saved beside a distilled student) or deep-copied again.
+    Both are derived values: the class's members, and the running returns of ``num_envs`` envs (zeros, as
+    ``set_venv`` and ``reset`` make them). A live object already has both and is left as it is.
+    """
+    state = vars(vecnormalize)
+    if "class_attributes" not in state:
+        vecnormalize.class_attributes = dict(inspect.getmembers(type(vecnormalize)))
+    if "returns" not in state:
+        vecnormalize.returns = np.zeros(getattr(vecnormalize, "num_envs", 1))
 
 
 def vecnormalize_path(model_path: Path) -> Path:
@@ -173,6 +240,7 @@ def load_vecnormalize(path: Path) -> VecNormalize | None:
         raise RunError(f"{path} is not a readable VecNormalize file ({type(e).__name__})") from None
     if not isinstance(vecnormalize, VecNormalize):
         raise RunError(f"{path} holds a {type(vecnormalize).__name__}, not VecNormalize statistics")
+    _restore_dropped_state(vecnormalize)
     vecnormalize.training = False
     vecnormalize.norm_reward = False
     return vecnormalize
@@ -227,9 +295,12 @@ def resolve_model_path(run_or_zip: str | Path | None, prefer_best: bool = True) 
         return _model_in_run(path, prefer_best)
     if path.is_file():
         return path
-    if path.suffix != ".zip" and path.with_suffix(".zip").is_file():  # SB3 accepts "model" for "model.zip"
-        return path.with_suffix(".zip")
-    raise RunError(f"{path} does not exist (give a run folder such as runs/ppo/Ski-v0_1 or a model .zip)")
+    # SB3 accepts "model" for "model.zip"; a name with another suffix ("model.zp") is a typo, not that zip
+    zipped = path.with_suffix(".zip")
+    if not path.suffix and zipped.is_file():
+        return zipped
+    hint = f"; did you mean {zipped}?" if zipped.is_file() else ""
+    raise RunError(f"{path} does not exist (give a run folder such as runs/ppo/Ski-v0_1 or a model .zip){hint}")
 
 
 def _config_beside(zip_path: Path) -> dict:
@@ -289,5 +360,51 @@ def load_agent(run_or_zip: str | Path | None, prefer_best: bool = True, device: 
     """
     path = resolve_model_path(run_or_zip, prefer_best)
     config = _config_beside(path)
+    vecnormalize = load_vecnormalize(vecnormalize_path(path))
+    if vecnormalize is None:
+        _refuse_if_statistics_missing(path, config)
     model = _load_model(path, config.get("algo"), device)
-    return LoadedAgent(model=model, config=config, path=path, vecnormalize=load_vecnormalize(vecnormalize_path(path)))
+    return LoadedAgent(model=model, config=config, path=path, vecnormalize=vecnormalize)
+
+
+def _refuse_if_statistics_missing(path: Path, config: dict) -> None:
+    """A model trained on normalised observations acts on raw ones without its statistics: it still skis, only
+    worse (a distilled skier scored 88 where its teacher skis 162), so every score of it would be quietly wrong.
+    Refused here, where watch, evaluate, compress, ensemble and transfer all load their agents."""
+    if "normalize" not in config and config.get("distilled_from"):
+        _refuse_if_teacher_normalized(path, Path(config["distilled_from"]))
+    try:
+        normalized = normalizes_observations(config.get("normalize", False))
+    except HyperparamsError as e:
+        raise RunError(f"{config_dir_of(path) / CONFIG_FILE}: normalize: {e}") from None
+    if normalized:
+        setting = yaml.safe_dump(config["normalize"], default_flow_style=True).splitlines()[0]  # as config.yml says it
+        final = path.with_name(MODEL_FILE)
+        other = (
+            f"; {MODEL_FILE} has its statistics (--last loads it)"
+            if path.name == BEST_MODEL_FILE and vecnormalize_path(final).is_file() and final.is_file()
+            else ""
+        )
+        raise RunError(
+            f"{path} was trained on normalised observations (config.yml: normalize: {setting}) but "
+            f"{vecnormalize_path(path).name} is missing beside it; without those statistics it acts on raw "
+            f"observations and every score of it would be wrong{other}"
+        )
+
+
+def _refuse_if_teacher_normalized(path: Path, teacher: Path) -> None:
+    """Students distilled before their config said ``normalize`` (and before their statistics were saved at all:
+    the save raised KeyError after the zip was written) learnt on their teacher's normalised observations; their
+    teacher's config.yml says so."""
+    teacher_config = config_dir_of(teacher) / CONFIG_FILE
+    try:
+        normalized = teacher_config.is_file() and normalizes_observations(
+            read_config(teacher_config.parent).get("normalize")
+        )
+    except (RunError, HyperparamsError):
+        return  # an unreadable teacher config says nothing either way
+    if normalized:
+        raise RunError(
+            f"{path} was distilled from {teacher}, which acts on normalised observations, but "
+            f"{vecnormalize_path(path).name} is missing beside it; distil it again to get a student with its statistics"
+        )

@@ -27,6 +27,7 @@ SAMPLE_COLOUR = (235, 235, 235)
 TEXT_COLOUR = (200, 200, 200)
 MIN_MODE_RADIUS = 4  # px: a ring mode's 3 std (0.03) would otherwise be a single pixel
 MARGIN = 0.25  # share of the mixture's extent left around it, so samples a little off still show
+HOLD_FPS = 20  # frames a second while the last snapshot is held: enough to answer a close within 50 ms
 
 
 @dataclass(frozen=True)
@@ -83,22 +84,34 @@ def frames(snapshots: Snapshots) -> Iterator[GanFrame]:
         yield GanFrame(samples, int(step), snapshots.label)
 
 
-def play(snapshots: Snapshots, fps: float = 10.0, end_pause: float = 1.5) -> int:
-    """Replay ``snapshots`` in a window at ``fps`` frames a second; closing it or Esc / Q stops. Returns the frames
-    shown."""
+def play(snapshots: Snapshots, fps: float = 10.0, seconds: float | None = None) -> int:
+    """Replay ``snapshots`` in a window at ``fps`` frames a second, then keep the last one on screen until the
+    window is closed (or Esc / Q is pressed), so the person watching decides when they have seen the result;
+    ``seconds`` (None: no limit) closes it that long after it opened, replay or not. Returns the frames shown."""
     pygame = import_pygame()
     renderer = GanSamplesRenderer(snapshots.mixture, human=True)
+    deadline = None if seconds is None else time.monotonic() + seconds
+
+    def should_close() -> bool:
+        if deadline is not None and time.monotonic() >= deadline:
+            return True
+        # every event taken off the queue, not only these two: held for minutes, a window would otherwise fill
+        # SDL's queue with mouse motion until a close was dropped
+        return any(
+            e.type == pygame.QUIT or (e.type == pygame.KEYDOWN and e.key in (pygame.K_ESCAPE, pygame.K_q))
+            for e in pygame.event.get()
+        )
+
     shown = 0
     try:
-        for frame in frames(snapshots):
-            renderer.show(frame, fps)
+        last = None
+        for last in frames(snapshots):
+            renderer.show(last, fps)
             shown += 1
-            if any(
-                e.type == pygame.QUIT or (e.type == pygame.KEYDOWN and e.key in (pygame.K_ESCAPE, pygame.K_q))
-                for e in pygame.event.get((pygame.QUIT, pygame.KEYDOWN))
-            ):
+            if should_close():
                 return shown
-        time.sleep(end_pause)
+        while last is not None and not should_close():
+            renderer.show(last, HOLD_FPS)  # redrawn, so the window stays responsive and repaints when uncovered
         return shown
     finally:
         renderer.close()

@@ -35,6 +35,7 @@ from agents.cli import (
     positive_float,
     positive_int,
     run_subcommand,
+    script_command,
     share,
     subcommand_parser,
 )
@@ -156,12 +157,14 @@ def _run_prune(args: argparse.Namespace) -> Report:
 
 def _run_quantize(args: argparse.Namespace) -> Report:
     if args.run is not None:
-        from agents.compression.policies import compress_policy, export_onnx, policy_report
+        from agents.compression.policies import check_onnx_export, compress_policy, export_onnx, policy_report
         from agents.runs import load_agent
 
         args.method = args.method or "int8"
         if args.method not in args.policy_formats:
             raise ValueError(f"a policy (--run) is quantized with --method fp16 or int8, not {args.method}")
+        if args.export:
+            check_onnx_export(args.method)  # before the 15 s of scoring, not after them
         report = policy_report(args.run, formats=(args.method,), episodes=args.eval_episodes, repeats=args.repeats)
         if args.export:
             path = export_onnx(
@@ -209,6 +212,11 @@ def _run_distill(args: argparse.Namespace) -> Report:
     from agents.compression.distillation import distill_agent
     from agents.distill import PolicyDistillConfig
 
+    if args.export:
+        from agents.compression.policies import check_onnx_export
+
+        check_onnx_export("fp32")  # before the distillation, not after it
+
     config = PolicyDistillConfig(
         iterations=args.iterations,
         steps_per_iteration=args.steps_per_iteration,
@@ -218,7 +226,7 @@ def _run_distill(args: argparse.Namespace) -> Report:
     result = distill_agent(
         args.teacher, args.student_width, args.student_depth, config, args.eval_episodes, repeats=args.repeats
     )
-    print(f"student saved in {result.run_dir} (watch it: python scripts/watch.py {result.run_dir})")
+    print(f"student saved in {result.run_dir} (watch it: {script_command('watch.py')} {result.run_dir})")
     if args.export:
         from agents.compression.policies import compress_policy, export_onnx
         from agents.runs import load_agent
@@ -246,7 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
-    return run_subcommand(build_parser(), argv, runtime_errors=(RunError, OSError))
+    from agents.compression.policies import ExportUnavailable
+
+    return run_subcommand(build_parser(), argv, runtime_errors=(RunError, ExportUnavailable, OSError))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from agents.ensemble.policies import (
     add_ensemble_arguments,
     describe_models,
     load_policy,
+    members_trained_elsewhere,
 )
 from agents.evaluation import (
     EnvConfigError,
@@ -111,6 +112,8 @@ def run(args: argparse.Namespace) -> None:
     env = make_env(env_id, env_kwargs)
     check_policy_fits(getattr(agent, "model", agent), env)  # a PolicyEnsemble has the spaces itself
     env.close()
+    if isinstance(agent, PolicyEnsemble) and (elsewhere := members_trained_elsewhere(agent, env_id, env_kwargs)):
+        print(f"evaluate.py: warning: {'; '.join(elsewhere)}", file=sys.stderr)  # one line, before the work
     seeds = args.seeds or test_seeds(args.episodes)
     deterministic = not args.stochastic
     mode = "deterministic" if deterministic else "stochastic"

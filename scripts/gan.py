@@ -7,17 +7,19 @@ Examples:
   python scripts/gan.py modes --dataset grid --pack 2 --seed 3    # PacGAN2 on the 5x5 grid
   python scripts/gan.py modes --dataset ring --tensorboard-log runs/gan/tb --plot runs/gan/ring.png
   python scripts/gan.py augment --labels-per-class 5 10 --forgeries-per-label 1 10 --seeds 0 1 2
-  python scripts/gan.py watch --dataset ring --pack 2             # train, then replay in a window
+  python scripts/gan.py watch --dataset ring --pack 2             # train (~100 s), then replay in a window
   python scripts/gan.py watch --snapshots runs/gan/reports/modes-ring-pack1-seed0.npz --record ring.gif
   python scripts/gan.py gail --demos 4 --timesteps 1e6          # GAIL on the ski slope, against behaviour cloning
-  python scripts/gan.py gail --expert runs/ppo/Ski-v0_1 --demos 16 --slope green --tensorboard-log runs/gail
+  python scripts/gan.py gail --expert runs/ppo/Ski-v0_1 --demos 16 --slope blue   # the run: runs/gail/Ski-v0_<n>
 
-`modes` prints the metrics (modes covered, share of high-quality samples, reverse KL) and writes them as
-markdown and CSV under --out, with the generator's snapshots (.npz) that `watch --snapshots` replays. `augment`
-prints and writes the accuracy table. `watch` opens a pygame window, or writes a GIF with --record (needed
-without a screen). `gail` imitates an expert skier (the heuristic, or a trained run) from its demonstrations:
-the discriminator is the police, the agent the counterfeiter of the expert's state-action pairs; it saves the agent
-as a run folder (watch.py and evaluate.py take it) and compares it with behaviour cloning on unseen courses.
+`modes` prints the metrics (modes covered, share of high-quality samples, reverse KL) and writes them as markdown
+and CSV under --out, with the generator's snapshots (.npz) that `watch --snapshots` replays. `augment` prints the
+accuracy table and writes it into a new folder under --out for each run (augment_1, augment_2, ...). `watch` trains
+(a progress line per tenth of its steps) unless given --snapshots, then replays in a pygame window that stays open
+until closed (or --seconds), or writes a GIF with --record (needed without a screen). `gail` imitates an expert
+skier (the heuristic, or a trained run) from its demonstrations: the discriminator is the police, the agent the
+counterfeiter of the expert's state-action pairs; it saves the agent as a run folder (watch.py and evaluate.py take
+it) and compares it with behaviour cloning on unseen courses.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -38,13 +41,23 @@ from agents.cli import (
     positive_float,
     positive_int,
     run_subcommand,
+    script_command,
     subcommand_parser,
 )
 from agents.tables import write_table
 from trends.gan.mixtures import MIXTURES, make_mixture
-from trends.gan.packing import ModeGanConfig, ModeGanResult, Snapshots, describe, load_snapshots, save_snapshots
+from trends.gan.packing import (
+    ModeGanConfig,
+    ModeGanResult,
+    Probe,
+    Snapshots,
+    describe,
+    load_snapshots,
+    save_snapshots,
+)
 
 DEFAULT_OUT = Path("runs") / "gan" / "reports"
+PROGRESS_LINES = 10  # progress lines of a training: one per tenth of its steps
 
 
 def _add_gan_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,6 +122,9 @@ def _add_watch(subparsers: argparse._SubParsersAction) -> None:
     _add_gan_arguments(parser)
     parser.add_argument("--record", type=Path, help="write a GIF here instead of opening a window")
     parser.add_argument("--fps", type=positive_float, default=10.0, help="snapshots a second")
+    parser.add_argument(
+        "--seconds", type=positive_float, help="close the window this long after it opens (default: when you close it)"
+    )
     parser.set_defaults(handler=_run_watch)
 
 
@@ -123,12 +139,41 @@ def _train(args: argparse.Namespace, tensorboard_log: Path | None = None) -> Mod
 
     mixture, config = make_mixture(args.dataset), _config(args)
     print(f"training {describe(config, mixture)} for {config.steps} steps...", file=sys.stderr, flush=True)
+    progress = _progress_probe(config.steps)
     if tensorboard_log is None:
-        return train_mode_gan(mixture, config)
+        return train_mode_gan(mixture, config, progress)
     from trends.gan.board import GanBoard, mode_gan_probe
 
     with GanBoard(tensorboard_log) as board:
-        return train_mode_gan(mixture, config, mode_gan_probe(board, mixture))
+        to_board = mode_gan_probe(board, mixture)
+
+        def both(step, scalars, samples) -> None:
+            to_board(step, scalars, samples)
+            progress(step, scalars, samples)
+
+        return train_mode_gan(mixture, config, both)
+
+
+def _progress_probe(total: int) -> Probe:
+    """A line on stderr at the first snapshot past each tenth of the ``total`` steps (the default 5000 take about
+    100 s): how far, how long, and how near the samples are to the modes, so a training is never silent."""
+    start, next_line = time.monotonic(), total / PROGRESS_LINES
+
+    def probe(step: int, scalars: dict[str, float], samples: object) -> None:
+        nonlocal next_line
+        if step < next_line and step != total:
+            return
+        while next_line <= step:
+            next_line += total / PROGRESS_LINES
+        print(
+            f"step {step}/{total} ({step / total:.0%}, {time.monotonic() - start:.0f} s): distance to modes "
+            f"{scalars['charts/distance_to_modes']:.3f}, police loss {scalars['losses/discriminator']:.3f}, "
+            f"counterfeiter loss {scalars['losses/generator']:.3f}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return probe
 
 
 def _run_modes(args: argparse.Namespace) -> None:
@@ -169,6 +214,7 @@ def _save_plot(result: ModeGanResult, path: Path) -> None:
 
 def _run_augment(args: argparse.Namespace) -> None:
     from agents.benchmarks.gan_modes import GanAugmentConfig, run_gan_augment
+    from agents.runs import numbered_dir
     from trends.gan.conditional import ConditionalGanConfig
 
     config = GanAugmentConfig(
@@ -185,7 +231,8 @@ def _run_augment(args: argparse.Namespace) -> None:
         for t in result.trials
     ]
     title = "A digits classifier on few labels, with and without a conditional GAN's forgeries"
-    paths = write_table(args.out, "augment", title, result.to_markdown(), header, rows)
+    folder = numbered_dir(args.out, "augment")  # its own folder: another run's table is never overwritten
+    paths = write_table(folder, "augment", title, result.to_markdown(), header, rows)
     print(f"wrote {paths[0]} and {paths[1]}", file=sys.stderr)
 
 
@@ -195,6 +242,8 @@ def _run_watch(args: argparse.Namespace) -> None:
 
     if args.record is not None and args.record.suffix.lower() != ".gif":
         raise ValueError(f"cannot record to {args.record}: the file must end in .gif")
+    if args.record is not None and args.seconds is not None:
+        raise ValueError("--seconds limits the window; a GIF (--record) is as long as its snapshots")
     if args.record is None and not display_available():
         raise DisplayUnavailable("no screen to show a window on; pass --record FILE.gif")
     snapshots = load_snapshots(args.snapshots) if args.snapshots else Snapshots.of(_train(args))
@@ -202,7 +251,9 @@ def _run_watch(args: argparse.Namespace) -> None:
         frames = record_gif(snapshots, args.record, fps=args.fps)
         print(f"wrote {args.record} ({frames} frames)", file=sys.stderr)
     else:
-        play(snapshots, fps=args.fps)
+        until = f"for {args.seconds:g} s" if args.seconds is not None else "until you close it (or press Esc or Q)"
+        print(f"replaying {len(snapshots.steps)} snapshots; the window stays open {until}", file=sys.stderr)
+        play(snapshots, fps=args.fps, seconds=args.seconds)
 
 
 def _add_gail(subparsers: argparse._SubParsersAction) -> None:
@@ -221,7 +272,10 @@ def _add_gail(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--episodes", type=positive_int, default=50, help="unseen courses to score on")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="demonstrations' courses and learners")
     parser.add_argument(
-        "--tensorboard-log", type=Path, default=Path("runs") / "gail", help="the GAIL run's folder root"
+        "--tensorboard-log",
+        type=Path,
+        default=Path("runs"),
+        help="root of the run folders, as train.py's: the GAIL run goes to <root>/gail/<Env>_<n>",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
     parser.set_defaults(handler=_run_gail)
@@ -244,6 +298,7 @@ def _run_gail(args: argparse.Namespace) -> None:
     run_dir = new_run_dir("gail", env_id, args.tensorboard_log)
     gail = train_gail(demos, env_id, env_kwargs, args.timesteps, args.seed, log_dir=run_dir)
     gail.save(run_dir / "model.zip")
+    _write_gail_config(run_dir, args, env_id, env_kwargs, gail.vecnormalize is not None and gail.vecnormalize.norm_obs)
     clone = behaviour_cloning(demos, env_id, env_kwargs, args.seed)
     seeds = test_seeds(args.episodes)
     policies = {
@@ -254,13 +309,24 @@ def _run_gail(args: argparse.Namespace) -> None:
     }
     results = [evaluate(policy, env_id, env_kwargs, seeds, name=name) for name, policy in policies.items()]
     print(format_table(results))
-    print(f"GAIL run (model, TensorBoard) in {run_dir}", file=sys.stderr)
+    print(f"GAIL run (model, TensorBoard) in {run_dir}; judge it: {script_command('evaluate.py')} {run_dir}")
     header = ["policy", "return_mean", "return_std", "clean_rate"]
     rows = [[r.name, r.mean_return, r.std_return, r.metric_means().get("clean", "")] for r in results]
     title = f"GAIL and behaviour cloning from {args.demos} demonstrations"
     md, table = write_table(args.out, f"gail-{args.slope}-demos{args.demos}-seed{args.seed}", title,
                             format_table(results, "markdown"), header, rows)  # fmt: skip
     print(f"wrote {md} and {table}", file=sys.stderr)
+
+
+def _write_gail_config(run_dir: Path, args: argparse.Namespace, env_id: str, env_kwargs: dict, normalize: bool) -> None:
+    """The GAIL run's config.yml, so that watch.py and evaluate.py find its env and slope, and know it acts on
+    normalised observations, as they do for a run train.py wrote."""
+    from agents.runs import write_config
+
+    record = {"algo": "ppo", "env": env_id, "env_kwargs": env_kwargs, "seed": args.seed}
+    record.update(n_timesteps=args.timesteps, normalize=normalize)
+    record["gail"] = {"expert": args.expert or "heuristic", "demos": args.demos}
+    write_config(run_dir, record)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,6 +38,7 @@ from agents.ensemble.policies import (
     add_ensemble_arguments,
     describe_models,
     load_policy,
+    members_trained_elsewhere,
 )
 from agents.evaluation import (
     EnvConfigError,
@@ -128,6 +129,8 @@ def run(args: argparse.Namespace) -> None:
     check_policy_fits(getattr(agent, "model", agent), env)  # a PolicyEnsemble has the spaces itself
     n_gates = getattr(getattr(env.unwrapped, "slope", None), "n_gates", None)
     env.close()
+    if isinstance(agent, PolicyEnsemble) and (elsewhere := members_trained_elsewhere(agent, env_id, env_kwargs)):
+        print(f"watch.py: warning: {'; '.join(elsewhere)}", file=sys.stderr)  # as evaluate.py warns
     seeds = [args.seed + i for i in range(args.episodes)]
     deterministic = not args.stochastic
     print(f"model: {describe_models(agent)}\nenv:   {env_id} {env_kwargs}")

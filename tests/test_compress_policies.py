@@ -20,6 +20,7 @@ from agents.benchmarks.compression_policies import (
 from agents.compression.policies import (
     POLICY_FORMATS,
     CompressedPolicy,
+    ExportUnavailable,
     action_agreement,
     compress_policy,
     export_onnx,
@@ -190,11 +191,11 @@ def test_an_int8_onnx_export_is_smaller_and_acts_like_the_int8_policy(saved_run,
     assert action_agreement(acted, expected, space) >= 0.9
 
 
-def test_onnx_export_refuses_fp16_and_names_the_extra_when_onnx_is_missing(agent, tmp_path, monkeypatch):
+def test_onnx_export_refuses_fp16_and_names_the_install_when_onnx_is_missing(agent, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="only fp32 or int8"):
         export_onnx(compress_policy(agent, "fp16"), tmp_path / "fp16.onnx")
     monkeypatch.setitem(sys.modules, "onnx", None)
-    with pytest.raises(RuntimeError, match=r"trendgym\[export\]"):
+    with pytest.raises(ExportUnavailable, match=r"needs onnx, not installed here; install it with: \S+ -m pip install"):
         export_onnx(agent, tmp_path / "policy.onnx")
     assert not (tmp_path / "policy.onnx").exists()
 

@@ -189,6 +189,23 @@ def test_a_bad_storage_is_one_line_without_the_password(url, tmp_path, monkeypat
     assert "\n" not in message and "secret" not in message and len(message) < 300
 
 
+@pytest.mark.parametrize(
+    ("url", "module", "install"),
+    [
+        ("postgresql://user:secret@127.0.0.1:1/db", "psycopg", "python -m pip install 'psycopg[binary]'"),
+        ("postgresql+psycopg2://user@127.0.0.1:1/db", "psycopg2", "python -m pip install psycopg2-binary"),
+    ],
+)
+def test_a_missing_database_driver_names_the_install_that_brings_it(url, module, install, monkeypatch):
+    """Optuna's own message ("Failed to import DB access module ... install appropriate one") names neither."""
+    monkeypatch.setitem(sys.modules, module, None)  # import psycopg fails, as when the extra is not installed
+    with pytest.raises(ValueError) as error:
+        Evaluator(url)
+    message = str(error.value)
+    assert message.endswith(f"its database driver {module} is not installed; install it with: {install}"), message
+    assert "secret" not in message
+
+
 def test_a_bad_configuration_fails_before_training(cache_path, training_calls):
     evaluator = Evaluator(cache_path)
     with pytest.raises(ValueError, match="unknown dataset"):

@@ -2,6 +2,9 @@
 viewer, scripts/gan.py and the benchmark, each on a budget of seconds."""
 
 import math
+import re
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -201,9 +204,28 @@ def test_the_viewer_draws_each_snapshot(ring_run, tmp_path):
     renderer.close()
     renderer.close()
     assert record_gif(snapshots, tmp_path / "gan.gif", size=120) == len(snapshots.steps)
-    assert play(snapshots, fps=1000, end_pause=0) == len(snapshots.steps)  # a window, under SDL's dummy driver
+    start = time.monotonic()
+    assert play(snapshots, fps=1000, seconds=1) == len(snapshots.steps)  # a window, under SDL's dummy driver
+    assert time.monotonic() - start >= 1  # the last snapshot stays up until the window is closed or time is up
+    assert play(snapshots, fps=10, seconds=0.05) < len(snapshots.steps)  # the limit cuts the replay short too
     with pytest.raises(ValueError, match=r"\.gif"):
         record_gif(snapshots, tmp_path / "gan.mp4")
+
+
+def test_the_viewer_holds_the_last_snapshot_until_the_window_is_closed(ring_run):
+    import pygame
+
+    from envs.gan_view import play
+
+    snapshots = Snapshots.of(ring_run)
+    closing = threading.Timer(1.0, lambda: pygame.event.post(pygame.event.Event(pygame.QUIT)))  # the person closes it
+    start = time.monotonic()
+    closing.start()
+    try:
+        assert play(snapshots, fps=1000, seconds=30) == len(snapshots.steps)  # 30 s: only a safety net here
+    finally:
+        closing.cancel()
+    assert 1.0 <= time.monotonic() - start < 10
 
 
 # ---- scripts/gan.py --------------------------------------------------------------------------------------------------
@@ -233,7 +255,12 @@ def test_augment_with_a_tiny_budget(script, tmp_path, capsys):
     argv = ["augment", "--labels-per-class", "2", "--forgeries-per-label", "1", "--seeds", "0", "--steps", "10"]
     code, out, err = run_main(script, [*argv, "--out", str(tmp_path)], capsys)
     assert code == 0, err
-    assert "real + forgeries" in out and (tmp_path / "augment.csv").exists()
+    first = tmp_path / "augment_1" / "augment.md"
+    assert "real + forgeries" in out and f"wrote {first} and {first.with_suffix('.csv')}" in err
+    before = first.read_text()
+    code, _, err = run_main(script, [*argv[:-1], "20", "--out", str(tmp_path)], capsys)  # another run of augment
+    assert code == 0, err
+    assert f"wrote {tmp_path / 'augment_2' / 'augment.md'}" in err and first.read_text() == before  # kept
 
 
 @pytest.mark.parametrize(
@@ -243,12 +270,45 @@ def test_augment_with_a_tiny_budget(script, tmp_path, capsys):
         (["modes", "--steps", "0"], "positive integer"),
         (["watch", "--record", "out.mp4"], ".gif"),
         (["watch", "--snapshots", "missing.npz", "--record", "out.gif"], "not a snapshots file"),
+        (["watch", "--record", "out.gif", "--seconds", "3"], "--seconds limits the window"),
         (["augment", "--labels-per-class", "500"], "training samples"),
     ],
 )
 def test_bad_input_is_one_line(script, capsys, tmp_path, argv, mentions):
     code, _, err = run_main(script, [*argv, "--out", str(tmp_path)] if argv[0] != "watch" else argv, capsys)
     assert_one_line_error(code, err, 2, mentions)
+
+
+def test_watch_trains_with_progress_then_keeps_the_window_open_until_its_seconds(script, capsys, monkeypatch):
+    import agents.recording
+
+    monkeypatch.setattr(agents.recording, "display_available", lambda: True)  # SDL's dummy driver opens the window
+    start = time.monotonic()
+    argv = ["watch", "--steps", "40", "--log-every", "10", "--fps", "100", "--seconds", "1.5"]
+    code, _, err = run_main(script, argv, capsys)
+    assert code == 0, err
+    assert time.monotonic() - start >= 1.5
+    lines = err.splitlines()
+    progress = [line for line in lines if line.startswith("step ")]
+    assert [line.split()[1] for line in progress] == ["10/40", "20/40", "30/40", "40/40"]
+    assert "(100%" in progress[-1] and "distance to modes" in progress[-1]
+    assert lines[-1] == "replaying 4 snapshots; the window stays open for 1.5 s"
+
+
+def test_gail_writes_one_run_folder_under_gail_that_evaluate_scores_as_gail_did(script, tmp_path, capsys):
+    argv = ["gail", "--demos", "1", "--timesteps", "64", "--episodes", "1", "--slope", "blue"]
+    code, out, err = run_main(
+        script, [*argv, "--tensorboard-log", str(tmp_path / "runs"), "--out", str(tmp_path)], capsys
+    )
+    assert code == 0, err
+    run_dir = tmp_path / "runs" / "gail" / "Ski-v0_1"  # not runs/gail/gail/Ski-v0_1
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["gail"]
+    assert {"model.zip", "vecnormalize.pkl", "config.yml"} <= {p.name for p in run_dir.iterdir()}
+    assert f"judge it: {script.script_command('evaluate.py')} {run_dir}" in out
+    gail_return = re.search(r"^GAIL +(\S+ ± \S+) ", out, re.M)[1]
+    code, out, err = run_main(load_script("evaluate"), [str(run_dir), "--episodes", "1", "--no-baselines"], capsys)
+    assert code == 0, err
+    assert "{'slope': 'blue'}" in out and re.search(rf"^ppo +{re.escape(gail_return)} ", out, re.M), out
 
 
 def test_watch_without_a_screen_asks_for_a_recording(script, capsys):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -31,7 +33,15 @@ from agents.ensemble.policies import (
 )
 from agents.evaluation import OptionNotApplicable, evaluate
 from agents.recording import fallback_video_path
-from agents.runs import LoadedAgent, atomic_save_model, atomic_save_vecnormalize, load_agent, new_run_dir, write_config
+from agents.runs import (
+    LoadedAgent,
+    atomic_save_model,
+    atomic_save_vecnormalize,
+    load_agent,
+    new_run_dir,
+    read_config,
+    write_config,
+)
 from agents.seeds import TEST_SEED
 
 SKI = "trendgym/Ski-v0"
@@ -255,6 +265,39 @@ def test_evaluate_several_runs_as_one_agent_beside_each_member(ski_runs, evaluat
     record = json.loads(out_json.read_text())
     assert record["ensemble"] == {"rule": "vote", "weights": pytest.approx([1 / 3] * 3)}
     assert len(record["models"]) == 3 and len(record["results"]) == 4
+
+
+def _copy_run(run_dir: Path, to: Path, **env_kwargs) -> Path:
+    """A copy of a run whose config.yml says it trained with ``env_kwargs`` (a blue skier, as far as any script
+    reading the config can tell)."""
+    shutil.copytree(run_dir, to)
+    write_config(to, {**read_config(to), "env_kwargs": env_kwargs})
+    return to
+
+
+def test_evaluate_and_watch_warn_in_one_line_when_a_member_trained_on_another_slope(
+    train_py_run, evaluate_script, watch_script, capsys, tmp_path
+):
+    green = _copy_run(train_py_run, tmp_path / "ppo" / "Ski-v0_1")  # env_kwargs {}: the default slope, green
+    explicit_green = _copy_run(train_py_run, tmp_path / "ppo" / "Ski-v0_2", slope="green")
+    blue = _copy_run(train_py_run, tmp_path / "ppo" / "Ski-v0_3", slope="blue")
+    argv = ["--episodes", "1", "--members", "--no-baselines"]
+    code, out, err = run_main(evaluate_script, [str(green), str(explicit_green), str(blue), *argv], capsys)
+    assert code == 0, err
+    assert err.splitlines() == [
+        "evaluate.py: warning: run 3 (Ski-v0_3) trained with slope=blue, judged with slope=green"
+    ]
+    assert "run 3 (Ski-v0_3)" in out  # still judged: the warning says what its row means
+    code, _, err = run_main(evaluate_script, [str(green), str(explicit_green), *argv], capsys)
+    assert code == 0 and err == ""  # {} and slope=green are the same env
+    code, _, err = run_main(evaluate_script, [str(green), str(blue), *argv, "--slope", "blue"], capsys)
+    assert err.splitlines() == [
+        "evaluate.py: warning: run 1 (Ski-v0_1) trained with slope=green, judged with slope=blue"
+    ]
+    gif = tmp_path / "ensemble.gif"
+    code, _, err = run_main(watch_script, [str(green), str(blue), "--record", str(gif), "--scale", "0.25"], capsys)
+    assert code == 0 and gif.is_file(), err
+    assert err.splitlines() == ["watch.py: warning: run 2 (Ski-v0_3) trained with slope=blue, judged with slope=green"]
 
 
 def test_watch_records_an_ensemble_without_touching_the_first_runs_own_video(ski_runs, watch_script, capsys):

@@ -1,11 +1,13 @@
 """scripts/search.py: a search, its resumption, the comparison's files, and one-line errors for bad input."""
 
 import itertools
+import sys
 
 import pytest
 from helpers import assert_one_line_error, load_script, run_main
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from agents.cli import command
 from agents.search import open_study
 
 search_script = load_script("search")
@@ -50,6 +52,21 @@ def test_compare_writes_curves_png_csv_tensorboard_and_the_table(tmp_path, capsy
     medians = events.Scalars("search/best_val_accuracy_median")
     assert [e.step for e in medians] == list(range(1, 9))
     assert all(b.value >= a.value for a, b in itertools.pairwise(medians))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--storage", "postgresql://user:secret@127.0.0.1:1/db", "--budget", "2"],
+        ["worker", "--study", "s", "--storage", "postgresql://user:secret@127.0.0.1:1/db", "--method", "tpe"],
+    ],
+)
+def test_a_missing_postgres_driver_is_one_line_with_a_pip_command_that_runs(argv, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as when setup.cfg's extra postgres is not installed
+    exit_code, _, err = run_main(search_script, argv, capsys)
+    assert_one_line_error(exit_code, err, 1, "its database driver psycopg is not installed")
+    assert err.rstrip().endswith(f"install it with: {command('python')} -m pip install 'psycopg[binary]'")
+    assert "secret" not in err
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,8 @@ two); every study lives in a SQLite file under tmp_path.
 import importlib.util
 import os
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from agents.cli import command
 from agents.hyperparams import load_hyperparams, parse_kwargs_string, resolve
 from agents.training import ConfigError
 from agents.tuning import TuneConfig, plan_study, tune
@@ -130,6 +133,18 @@ def test_optimize_writes_a_report_whose_yaml_trains(tmp_path):
     assert config["hyperparams"]["learning_rate"] == raw["learning_rate"]
 
 
+def test_the_dashboard_optimize_suggests_is_installed_and_opens_the_study(tmp_path, capsys, monkeypatch):
+    """optuna-dashboard is in setup.cfg's install_requires, so the command printed runs as printed."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["--optimize", "--algo", "ppo", "--env", "CartPole-v1", "--timesteps", "256", "--n-envs", "4"]
+    argv += ["--hyperparams", "n_steps:64", "n_epochs:1", "--eval-freq", "256", "--eval-episodes", "1"]
+    assert train_main([*argv, "--n-trials", "1", "--sampler", "random", "--quiet"]) == 0
+    dashboard = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("dashboard: "))
+    program, url = dashboard.split()[1:]
+    assert url.startswith("sqlite:///") and Path(url.removeprefix("sqlite:///")).is_file()
+    assert subprocess.run([program, "--version"], capture_output=True).returncode == 0
+
+
 def test_rerunning_resumes_the_study_up_to_n_trials(tmp_path):
     tune(cartpole(tmp_path, n_trials=1))
     again = tune(cartpole(tmp_path, n_trials=1))  # already complete: nothing to run
@@ -235,3 +250,12 @@ def test_user_mistakes_in_a_tuning_exit_2_in_one_line(tmp_path, capsys):
     assert train_main([*base, "--storage", "not-a-url"]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 3 and all(line.startswith("train.py: error:") for line in lines)
+
+
+def test_a_missing_postgres_driver_names_a_pip_command_that_runs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as when setup.cfg's extra postgres is not installed
+    argv = ["--optimize", "--storage", "postgresql://user:pw@127.0.0.1:1/db", "--tensorboard-log", str(tmp_path)]
+    assert train_main([*argv, "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "its database driver psycopg is not installed" in err
+    assert err.endswith(f"install it with: {command('python')} -m pip install 'psycopg[binary]'")

@@ -170,6 +170,7 @@ def test_help_has_examples(watch_script, capsys):
     ("case", "expected_code", "mentions"),
     [
         ("missing model", 1, "does not exist"),
+        ("mistyped suffix", 1, "model.zp does not exist"),
         ("corrupt model", 1, "not a model zip"),
         ("unknown env", 1, "unknown env"),
         ("no runs", 1, "no runs"),
@@ -194,6 +195,7 @@ def test_watch_bad_input_is_one_line(
 
     argv = {
         "missing model": lambda: [str(tmp_path / "nowhere.zip")],
+        "mistyped suffix": lambda: [str(trained_run / "model.zp")],  # not model.zip: a typo, said so
         "corrupt model": lambda: [bad_run(SKI, True)],
         "unknown env": lambda: [bad_run("trendgym/Nope-v0", False)],
         "no runs": lambda: [],

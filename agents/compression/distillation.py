@@ -20,7 +20,7 @@ from torch.utils.tensorboard import SummaryWriter
 from agents.compression.report import Report, Row, measured_row
 from agents.distill import DistilledPolicy, PolicyDistillConfig, distill_policy
 from agents.evaluation import EvaluationResult, evaluate
-from agents.runs import RUNS_ROOT, LoadedAgent, load_agent, new_run_dir, write_config
+from agents.runs import MODEL_FILE, RUNS_ROOT, LoadedAgent, load_agent, staged_run_dir, write_config
 from agents.seeds import test_seeds
 from trends.compression.distill import DistillConfig, DistillResult, distill
 from trends.compression.measure import policy_module
@@ -196,28 +196,29 @@ def _save_student(
     env_kwargs: dict[str, Any],
     root: Path,
 ) -> Path:
-    """Save the student as a run folder: its zip, statistics, a config.yml and the DAgger iterations in TB."""
+    """Save the student as a run folder: its zip, statistics, a config.yml and the DAgger iterations in TB.
+
+    The folder appears whole or not at all (:func:`agents.runs.staged_run_dir`): a student zip without the
+    statistics it acts on would load and ski, badly, and be scored as if that were the student. Its config
+    records the teacher's ``normalize``, since the student learnt on the teacher's normalised observations.
+    """
     algo = teacher.config.get("algo") or type(student.student).__name__.lower()
-    run_dir = new_run_dir(algo, env_id, root)
-    write_config(
-        run_dir,
-        {
-            "algo": algo,
-            "env": env_id,
-            "env_kwargs": env_kwargs,
-            "distilled_from": str(teacher.path),
-            "distillation": dataclasses.asdict(config),
-        },
-    )
-    student.save(run_dir / "model.zip")
-    with SummaryWriter(log_dir=str(run_dir)) as writer:
-        for stats in student.history:
-            writer.add_scalar("compress/distill_loss", stats.loss, stats.iteration)
-            writer.add_scalar("compress/dataset_states", stats.states, stats.iteration)
-            writer.add_scalar("compress/teacher_share", stats.beta, stats.iteration)
-            if stats.episode_returns:
-                writer.add_scalar("compress/mixture_return", statistics.fmean(stats.episode_returns), stats.iteration)
-    return run_dir
+    with staged_run_dir(algo, env_id, root) as staged:
+        record = {"algo": algo, "env": env_id, "env_kwargs": env_kwargs}
+        if student.vecnormalize is not None:
+            record["normalize"] = teacher.config.get("normalize", True)
+        record.update(distilled_from=str(teacher.path), distillation=dataclasses.asdict(config))
+        write_config(staged.folder, record)
+        student.save(staged.folder / MODEL_FILE)
+        with SummaryWriter(log_dir=str(staged.folder)) as writer:
+            for stats in student.history:
+                writer.add_scalar("compress/distill_loss", stats.loss, stats.iteration)
+                writer.add_scalar("compress/dataset_states", stats.states, stats.iteration)
+                writer.add_scalar("compress/teacher_share", stats.beta, stats.iteration)
+                if stats.episode_returns:
+                    mixture_return = statistics.fmean(stats.episode_returns)
+                    writer.add_scalar("compress/mixture_return", mixture_return, stats.iteration)
+    return staged.run_dir
 
 
 __all__ = [

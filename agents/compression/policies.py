@@ -16,12 +16,14 @@ ONNX: :func:`export_onnx` writes the actor with the observation normalisation ba
 model maps a raw observation to logits (``Discrete``) or the action mean (``Box``). It uses torch's TorchScript
 exporter (``dynamo=False``), which needs the ``onnx`` package only, where the default ``torch.export`` exporter
 also needs ``onnxscript``; a policy network is a straight line of linear layers, exactly what tracing handles.
-``onnx`` and ``onnxruntime`` are an optional extra: ``pip install trendgym[export]``.
+``onnx`` and ``onnxruntime`` are an optional extra (``export`` in setup.cfg); :func:`check_onnx_export` refuses an
+export they are missing for before anything is computed, with the install command that brings them.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
 import io
 import logging
 import tempfile
@@ -37,6 +39,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 from torch import nn
 
+from agents.cli import command
 from agents.compression.report import Report, Row, measured_row
 from agents.evaluation import EvaluationResult, Policy, env_of_run, evaluate
 from agents.runs import LoadedAgent, load_agent
@@ -54,7 +57,9 @@ FORMAT_NOTES = {
 QUANTIZERS = {"fp16": to_float16, "int8": to_int8_dynamic}
 ONNX_FORMATS = ("fp32", "int8")  # see export_onnx: int8 through onnxruntime's quantizer; no float16 storage
 ONNX_OPSET = 17  # supported by every onnxruntime since 1.15
-EXPORT_HINT = "pip install trendgym[export]"  # the extra that brings onnx and onnxruntime
+# What an ONNX export of each format imports: torch's exporter serialises the graph with onnx; int8 is quantized by
+# onnxruntime. Both are setup.cfg's extra "export".
+ONNX_PACKAGES = {"fp32": ("onnx",), "int8": ("onnx", "onnxruntime")}
 BOX_AGREEMENT_TOLERANCE = 0.05  # Box actions "agree" when within 5% of the action range on every dimension
 
 AgentLike = LoadedAgent | BaseAlgorithm
@@ -276,11 +281,42 @@ def _as_policy(policy: CompressedPolicy | AgentLike) -> CompressedPolicy:
     return policy if isinstance(policy, CompressedPolicy) else compress_policy(policy, "fp32")
 
 
-def _require_onnx() -> None:
-    try:
-        import onnx  # noqa: F401  torch's exporter serialises the graph with it
-    except ImportError:
-        raise RuntimeError(f"exporting to ONNX needs the onnx package: {EXPORT_HINT}") from None
+class ExportUnavailable(RuntimeError):
+    """An ONNX export this Python cannot do: a package it needs is not installed. The message says how to
+    install it, as a command that runs from a plain shell."""
+
+
+def missing_packages(names: tuple[str, ...]) -> list[str]:
+    """Those of ``names`` this interpreter cannot import."""
+    missing = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
+def check_onnx_export(policy_format: str) -> None:
+    """Refuse an ONNX export of ``policy_format`` that would fail, before the work it would follow (scoring a
+    policy takes 15 s, distilling one minutes): ValueError for a format ONNX cannot hold, :class:`ExportUnavailable`
+    naming the missing packages and the pip command, for this interpreter, that installs them.
+
+    The packages are named rather than the extra: ``pip install -e '.[export]'`` works only from the project's
+    folder of a checkout, the package names from anywhere.
+    """
+    if policy_format not in ONNX_FORMATS:
+        raise ValueError(
+            f"cannot export the {policy_format} policy to ONNX, only {' or '.join(ONNX_FORMATS)}; convert the fp32 "
+            "file with onnxconverter_common.float16 for fp16"
+        )
+    missing = missing_packages(ONNX_PACKAGES[policy_format])
+    if missing:
+        them = "it" if len(missing) == 1 else "them"
+        raise ExportUnavailable(
+            f"an ONNX export of the {policy_format} policy needs {' and '.join(missing)}, not installed here; "
+            f"install {them} with: {command('python')} -m pip install {' '.join(missing)}"
+        )
 
 
 def export_onnx(policy: CompressedPolicy | AgentLike, path: str | Path) -> Path:
@@ -295,12 +331,7 @@ def export_onnx(policy: CompressedPolicy | AgentLike, path: str | Path) -> Path:
     file would be an fp32 one (``onnxconverter_common.float16`` converts an fp32 file).
     """
     policy = _as_policy(policy)
-    if policy.format not in ONNX_FORMATS:
-        raise ValueError(
-            f"cannot export a {policy.format} policy to ONNX, only {' or '.join(ONNX_FORMATS)}; convert the fp32 "
-            "file with onnxconverter_common.float16 for fp16"
-        )
-    _require_onnx()
+    check_onnx_export(policy.format)
     model = _torch_export(policy if policy.format == "fp32" else _fp32_of(policy))
     if policy.format == "int8":
         model = _quantize_int8(model)
@@ -337,10 +368,8 @@ def _torch_export(policy: CompressedPolicy) -> bytes:
 def _quantize_int8(model: bytes) -> bytes:
     """``model`` with its matrix products' weights in int8, by ONNX Runtime's dynamic quantizer (which reads and
     writes files)."""
-    try:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-    except ImportError:
-        raise RuntimeError(f"an int8 ONNX export needs onnxruntime: {EXPORT_HINT}") from None
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # there: check_onnx_export("int8") passed
+
     with tempfile.TemporaryDirectory() as folder:
         source, target = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
         source.write_bytes(model)

@@ -32,7 +32,7 @@ from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 
-from agents.evaluation import EvaluationResult, OptionNotApplicable, Policy, env_of_run, evaluate
+from agents.evaluation import EvaluationResult, OptionNotApplicable, Policy, env_of_run, env_settings, evaluate
 from agents.runs import LoadedAgent, config_dir_of, load_agent
 from agents.seeds import test_seeds
 
@@ -280,6 +280,33 @@ def load_ensemble(
                 f"{agent.path} was trained on {env_id}, {agents[0].path} on {first}; an ensemble's runs share one env"
             )
     return PolicyEnsemble(agents, weights, rule)
+
+
+def members_trained_elsewhere(ensemble: PolicyEnsemble, env_id: str, env_kwargs: dict[str, Any]) -> list[str]:
+    """A phrase for each member whose run trained in another env than the one it is judged in (``run 2
+    (Ski-v0_2) trained with slope=blue, judged with slope=green``), numbered as ``evaluate.py --members``' rows.
+
+    The ensemble is judged in its first run's env, so a blue skier among green ones is scored on green: a fair thing
+    to try, but one the person reading the table must know about. Arguments are compared as the env is built with
+    them (:func:`agents.evaluation.env_settings`), so ``{}`` and the default slope are the same."""
+    evaluated = env_settings(env_id, env_kwargs)
+    found = []
+    for i, member in enumerate(ensemble.members):
+        config = member.config if isinstance(member, LoadedAgent) else {}
+        trained_on = config.get("env")
+        if not trained_on:
+            continue  # a bare zip or a baseline: what it trained on is not known
+        name = f"run {i + 1} ({config_dir_of(member.path).name})" if member.path is not None else f"run {i + 1}"
+        if _env_name(trained_on) != _env_name(env_id):
+            found.append(f"{name} trained on {trained_on}, judged on {env_id}")
+            continue
+        trained = env_settings(trained_on, config.get("env_kwargs") or {})
+        changed = [key for key in sorted({*trained, *evaluated}) if trained.get(key) != evaluated.get(key)]
+        if changed:
+            was = ", ".join(f"{key}={trained.get(key)}" for key in changed)
+            now = ", ".join(f"{key}={evaluated.get(key)}" for key in changed)
+            found.append(f"{name} trained with {was}, judged with {now}")
+    return found
 
 
 def load_policy(

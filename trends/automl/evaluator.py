@@ -54,6 +54,9 @@ KEY_LENGTH = 16  # hex digits of the sha256 kept: 64 bits, no collision in any c
 OPEN_ATTEMPTS = 4  # tries at opening a storage whose database raised an error (see open_storage)
 OPEN_RETRY_SECONDS = 0.25  # the wait before the second try; it grows linearly
 SQLITE_TIMEOUT = 30  # seconds a SQLite writer waits for another process's lock before "database is locked"
+# The pip package of each SQLAlchemy driver a storage URL may need: postgresql:// is psycopg (3) in SQLAlchemy 2.1,
+# which setup.cfg's extra "postgres" installs; postgresql+psycopg2:// and mysql:// name their own.
+DRIVER_PACKAGES = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "pymysql": "PyMySQL"}
 _CASTS = {"int": int, "float": float, "bool": bool, "str": str}  # declared field type -> canonical cast
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")  # the password of a user:password@host URL
 
@@ -194,8 +197,30 @@ def open_storage(
                 time.sleep(OPEN_RETRY_SECONDS * attempt)
                 continue
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            if (driver := _missing_driver(error)) is not None:
+                reason = f"its database driver {driver} is not installed; install it with: {_driver_install(driver)}"
             raise ValueError(f"cannot open the storage {redacted(url)}: {reason}") from error
     raise AssertionError("unreachable")
+
+
+def _missing_driver(error: BaseException) -> str | None:
+    """The module of the database driver whose import failed somewhere in ``error``'s chain (Optuna re-raises
+    SQLAlchemy's ImportError as "Failed to import DB access module", which names none), or None."""
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, ImportError) and link.name:
+            return link.name.split(".")[0]
+        link = link.__cause__ or link.__context__
+    return None
+
+
+def _driver_install(module: str) -> str:
+    """The command that installs the package of driver ``module``, written as the README writes commands (the
+    scripts print it in the form that runs from a plain shell, through agents.cli.shown)."""
+    package = DRIVER_PACKAGES.get(module, module)
+    return f"python -m pip install {f'{package!r}' if '[' in package else package}"
 
 
 def _check_sqlite_folder(url: str) -> None:
