@@ -12,6 +12,7 @@ from agents.algorithms import ALGOS, AlgorithmError
 from agents.cli import OneLineParser, non_negative_int, positive_int
 from agents.hyperparams import HyperparamsError, parse_key_values
 from agents.runs import RUNS_ROOT, RunError
+from agents.search_summary import best_configuration_met
 from agents.training import ConfigError, TrainConfig, train
 from agents.transfer import TRANSFER_PARTS
 from agents.tuning import PRUNERS, SAMPLERS, TuneConfig, tune
@@ -214,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resume with: python scripts/train.py --resume {run}")
         return 130
     print(f"\ntrained {result.num_timesteps} steps; run folder {run}")
+    if (best := best_configuration_met(result.model)) is not None:  # a search env: the best its search met
+        print(best)
     print(
         "  tensorboard --logdir runs"
         if Path(args.tensorboard_log) == RUNS_ROOT
