@@ -25,6 +25,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import HParam, Image
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
 
+from agents.evaluation import resets_with_seed
 from agents.runs import BEST_MODEL_FILE, atomic_save_model, atomic_save_vecnormalize, vecnormalize_path
 from trends.files import atomic_write
 
@@ -115,7 +116,9 @@ class SeededEpisodes(gym.Wrapper):
     """Reset episode ``i`` with seed ``start + i``, counting again from ``start`` after :meth:`rewind`.
 
     The validation env: every evaluation skis the same held-out courses, so evaluations compare agents,
-    not courses.
+    not courses. An env whose episodes make one search (:func:`agents.evaluation.plays_one_search`) is seeded on
+    the first episode only, so each evaluation is one search of its episodes, as ``evaluate.py`` plays it, rather
+    than copies of a search's first episode.
     """
 
     def __init__(self, env: gym.Env, start: int) -> None:
@@ -127,7 +130,7 @@ class SeededEpisodes(gym.Wrapper):
         self.count = 0
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        seed = self.start + self.count
+        seed = self.start + self.count if resets_with_seed(self.env, self.count) else None
         self.count += 1
         return self.env.reset(seed=seed, options=options)
 

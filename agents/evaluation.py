@@ -5,6 +5,11 @@ seed. Vectorised evaluation would be faster, but a vector env autoresets with se
 "episode ``i`` ran on course ``seeds[i]``" would no longer hold, and that is what makes two policies (or two
 runs of ``evaluate.py``) comparable course by course.
 
+The decision envs whose episodes make one search (``metadata["search_across_episodes"]``: the AutoML, feature,
+compression and ensemble envs) are the exception: there a seeded reset starts a new search, so only the first
+episode is reset with its seed and the others continue the search, as they do in training. Their evaluation is
+one search of ``len(seeds)`` episodes, judged against the baselines' searches of as many.
+
 Any object with an SB3-style ``predict(obs, state=None, episode_start=None, deterministic=True)`` is a
 policy: a :class:`agents.runs.LoadedAgent`, an SB3 model, :class:`agents.baselines.RandomPolicy`,
 :class:`agents.baselines.HeuristicSkier`. A ``predict(obs, deterministic=...)`` without the recurrent
@@ -31,6 +36,7 @@ SKI_ENTRY_POINT_PREFIX = "envs.ski."
 # Metrics a results table shows when the env reports them, in this order; other envs show all of theirs.
 TABLE_METRICS = ("clean", "gates_passed", "falls", "tree_hits", "time")
 TABLE_LABELS = {"clean": "clean runs", "gates_passed": "gates", "tree_hits": "trees", "time": "time (s)"}
+SMALL_RETURN = 10.0  # returns within +-10 (a decision env's accuracies and gains) show three decimals, others one
 
 # Called after reset and after every step with the env; returning False stops the episode there.
 StepHook = Callable[[gym.Env], "bool | None"]
@@ -60,9 +66,19 @@ class EpisodeResult:
     interrupted: bool = False  # stopped by a hook (the viewer's window was closed) before the episode ended
 
     def describe(self, n_gates: int | None = None) -> str:
-        """One line a person reads: return, and for the ski env gates, falls and time."""
-        parts = [f"seed {self.seed}", f"return {self.episode_return:8.2f}", f"{self.length} steps"]
+        """One line a person reads: return, and for the ski env gates, falls and time; for any other env its
+        episode metrics (a search's accuracy, best so far and evaluations so far)."""
         m = self.metrics
+        if not any(k in m for k in TABLE_METRICS):
+            parts = [f"seed {self.seed}", f"return {self.episode_return:.3f}", f"{self.length} steps"]
+            for k, v in m.items():
+                kind = _metric_kind([v])
+                if kind != "flag":
+                    parts.append(f"{k} {_format_metric(k, float(v), None, kind)}")
+                elif v:
+                    parts.append(k)  # a flag by its name, when it is set ("diverged")
+            return ", ".join(parts + (["(stopped)"] if self.interrupted else []))
+        parts = [f"seed {self.seed}", f"return {self.episode_return:8.2f}", f"{self.length} steps"]
         if "gates_passed" in m:
             parts.append(f"gates {m['gates_passed']}/{n_gates}" if n_gates else f"gates {m['gates_passed']}")
         parts += [f"{label} {m[k]}" for k, label in (("falls", "falls"), ("tree_hits", "trees")) if k in m]
@@ -87,6 +103,8 @@ class EvaluationResult:
     deterministic: bool
     episodes: list[EpisodeResult]
     n_gates: int | None = None  # gates per course, for "gates 7/8"; None for envs without gates
+    one_search: bool = False  # the episodes made one search (see the module docstring), not one course each
+    search_metrics: tuple[str, ...] = ()  # metrics of the search so far (best, evaluations): read at its end
 
     @property
     def returns(self) -> list[float]:
@@ -114,9 +132,24 @@ class EvaluationResult:
         names = [k for k in self.episodes[0].metrics] if self.episodes else []
         return {k: statistics.fmean(float(e.metrics[k]) for e in self.episodes if k in e.metrics) for k in names}
 
+    def metric_summary(self) -> dict[str, float]:
+        """What a table shows of each metric: its mean over the episodes, except that when the episodes made one
+        search, a search metric (the best accuracy so far, the evaluations so far) is its value at the search's
+        end; averaged, "evaluations" would read 10.5 after a search of 20."""
+        summary = self.metric_means()
+        if self.one_search and self.episodes:
+            last = self.episodes[-1].metrics
+            summary.update({k: float(last[k]) for k in self.search_metrics if k in last})
+        return summary
+
+    def metric_kinds(self) -> dict[str, str]:
+        """``"flag"``, ``"count"`` or ``"number"`` for each metric, from its values: how a table shows it."""
+        names = [k for k in self.episodes[0].metrics] if self.episodes else []
+        return {k: _metric_kind([e.metrics[k] for e in self.episodes if k in e.metrics]) for k in names}
+
     def summary(self) -> dict[str, Any]:
         """The numbers a person compares, JSON-serialisable."""
-        return {
+        summary = {
             "episodes": len(self.episodes),
             "return_mean": self.mean_return,
             "return_std": self.std_return,
@@ -124,6 +157,10 @@ class EvaluationResult:
             "n_gates": self.n_gates,
             "metrics_mean": self.metric_means(),
         }
+        if self.one_search:
+            summary["one_search"] = True
+            summary["metrics_at_search_end"] = dict(self.episodes[-1].metrics) if self.episodes else {}
+        return summary
 
     def to_dict(self) -> dict[str, Any]:
         """Summary and every episode, for ``evaluate.py --json``."""
@@ -249,6 +286,34 @@ def episode_metric_names(env: gym.Env) -> tuple[str, ...] | None:
     return tuple(names) if names is not None else None
 
 
+def plays_one_search(env: gym.Env) -> bool:
+    """Whether the env's episodes make one search (``metadata["search_across_episodes"]``): its history outlives
+    ``reset()`` and a seeded reset starts a new search, so a series of episodes seeds only the first."""
+    return bool(env.unwrapped.metadata.get("search_across_episodes", False))
+
+
+def search_metric_names(env: gym.Env) -> tuple[str, ...]:
+    """The episode metrics that describe the whole search so far (``metadata["search_metrics"]``), if any."""
+    return tuple(env.unwrapped.metadata.get("search_metrics", ()))
+
+
+def resets_with_seed(env: gym.Env, index: int) -> bool:
+    """Whether episode ``index`` of a series resets with its own seed: every episode of an env whose episodes are
+    independent (a ski course each), only the first of an env whose episodes make one search (the others
+    continue it, as in training, where only the first reset is seeded)."""
+    return index == 0 or not plays_one_search(env)
+
+
+def _metric_kind(values: Sequence[Any]) -> str:
+    """``"flag"`` if every value is a bool, ``"count"`` if every one is an integer, else ``"number"``."""
+    plain = [v.item() if isinstance(v, np.generic) else v for v in values]
+    if plain and all(isinstance(v, bool) for v in plain):
+        return "flag"
+    if plain and all(isinstance(v, int) and not isinstance(v, bool) for v in plain):
+        return "count"
+    return "number"
+
+
 def _final_metrics(info: dict[str, Any], names: tuple[str, ...] | None) -> dict[str, float | int | bool]:
     """The episode metrics from the last ``info``, as plain Python numbers (JSON needs them plain).
 
@@ -283,16 +348,18 @@ def run_episode(
     seed: int,
     deterministic: bool = True,
     hook: StepHook | None = None,
+    reset_seed: bool = True,
 ) -> EpisodeResult:
     """Play one episode on the course of ``seed`` and return what happened.
 
     A stochastic policy's sampling is seeded from ``seed`` too (``torch.manual_seed``), so that
-    ``--stochastic`` evaluations are repeatable like deterministic ones.
+    ``--stochastic`` evaluations are repeatable like deterministic ones. ``reset_seed=False`` resets without the
+    seed, so that an env whose episodes make one search continues it (see :func:`resets_with_seed`).
     """
     if not deterministic:
         torch.manual_seed(seed)
     recurrent = _takes_recurrent_state(policy)
-    obs, info = env.reset(seed=seed)
+    obs, info = env.reset(seed=seed if reset_seed else None)
     state, episode_start = None, np.ones((1,), dtype=bool)
     names = episode_metric_names(env)
     episode_return, length, interrupted = 0.0, 0, hook is not None and hook(env) is False
@@ -323,17 +390,24 @@ def evaluate(
 ) -> EvaluationResult:
     """Play one episode per seed on a single ``env_id`` env, each reset with its own seed.
 
-    Use :func:`agents.seeds.test_seeds` for ``seeds``: those courses are never used in training.
+    Use :func:`agents.seeds.test_seeds` for ``seeds``: those courses are never used in training. An env whose
+    episodes make one search plays one search of ``len(seeds)`` episodes, started by the first seed.
     """
     if not seeds:
         raise ValueError("evaluate() needs at least one seed")
     env = make_env(env_id, env_kwargs)
     try:
-        episodes = [run_episode(policy, env, int(seed), deterministic) for seed in seeds]
+        episodes = [
+            run_episode(policy, env, int(seed), deterministic, reset_seed=resets_with_seed(env, i))
+            for i, seed in enumerate(seeds)
+        ]
         n_gates = gates_per_course(env)
+        one_search, search_metrics = plays_one_search(env), search_metric_names(env)
     finally:
         env.close()
-    return EvaluationResult(name, env_id, dict(env_kwargs or {}), deterministic, episodes, n_gates)
+    return EvaluationResult(
+        name, env_id, dict(env_kwargs or {}), deterministic, episodes, n_gates, one_search, search_metrics
+    )
 
 
 # ---- comparison with the baselines -----------------------------------------------------------------------------
@@ -382,23 +456,40 @@ def _table_metrics(results: Sequence[EvaluationResult]) -> list[str]:
     return shown or available
 
 
-def _format_metric(name: str, value: float, n_gates: int | None) -> str:
-    if name == "clean":
+def _format_metric(name: str, value: float, n_gates: int | None, kind: str = "number") -> str:
+    """A metric's cell: the ski metrics as ever (means of gates, falls, seconds to one decimal); any other env's
+    flags as a rate, counts as integers (a mean of a few, such as 9.4 features, keeps its decimal) and other
+    numbers, accuracies, scores and ratios in [0, 1] mostly, to three decimals."""
+    if math.isnan(value):
+        return "-"
+    if name == "clean" or (kind == "flag" and name not in TABLE_METRICS):
         return f"{100 * value:.0f}%"
     if name == "gates_passed" and n_gates:
         return f"{value:.1f}/{n_gates}"
-    return f"{value:.1f}" if not math.isnan(value) else "-"
+    if name in TABLE_METRICS:
+        return f"{value:.1f}"
+    if kind == "count":
+        return f"{value:.0f}" if value.is_integer() or abs(value) >= 100 else f"{value:.1f}"
+    return f"{value:.3f}"
+
+
+def return_decimals(returns: Sequence[float]) -> int:
+    """Decimals to show returns with: three for small ones (a decision env's accuracies and gains), one for a ski
+    run's hundreds."""
+    return 3 if returns and max(abs(x) for x in returns) <= SMALL_RETURN else 1
 
 
 def comparison_rows(results: Sequence[EvaluationResult]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the comparison table: policy, return mean ± std, then the table metrics' means."""
+    """Header and rows of the comparison table: policy, return mean ± std, then the table metrics' means (a
+    search's best and evaluations at its end, see :meth:`EvaluationResult.metric_summary`)."""
     metrics = _table_metrics(results)
     header = ["policy", "return", *(TABLE_LABELS.get(k, k) for k in metrics)]
+    d = return_decimals([x for r in results for x in r.returns])
     rows = []
     for r in results:
-        means = r.metric_means()
-        cells = [_format_metric(k, means.get(k, math.nan), r.n_gates) for k in metrics]
-        rows.append([r.name, f"{r.mean_return:.1f} ± {r.std_return:.1f}", *cells])
+        summary, kinds = r.metric_summary(), r.metric_kinds()
+        cells = [_format_metric(k, summary.get(k, math.nan), r.n_gates, kinds.get(k, "number")) for k in metrics]
+        rows.append([r.name, f"{r.mean_return:.{d}f} ± {r.std_return:.{d}f}", *cells])
     return header, rows
 
 

@@ -38,7 +38,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.evaluation import EpisodeResult, Policy, gates_per_course, make_env, run_episode
+from agents.evaluation import EpisodeResult, Policy, gates_per_course, make_env, resets_with_seed, run_episode
 
 VIDEO_FORMATS = (".gif", ".mp4")
 END_PAUSE = 1.0  # s the window holds the last frame of an episode, so a person sees how it ended
@@ -200,7 +200,8 @@ def record_episodes(
     on_episode: EpisodeCallback | None = None,
 ) -> Recording:
     """Play one episode per seed headless (``render_mode="rgb_array"``) and write them, one after the other, to
-    ``path`` (``.gif`` or ``.mp4``).
+    ``path`` (``.gif`` or ``.mp4``). An env whose episodes make one search plays one search, started by the
+    first seed (:func:`agents.evaluation.resets_with_seed`), so the video shows its history growing.
 
     ``fps`` is the env's ``render_fps`` by default (real time); the file plays at ``fps / frame_skip`` frames a
     second, so skipping frames does not speed the video up.
@@ -214,7 +215,7 @@ def record_episodes(
     try:
         for i, seed in enumerate(seeds):
             grabber.new_episode()
-            episodes.append(run_episode(policy, env, int(seed), deterministic, hook=grabber))
+            episodes.append(run_episode(policy, env, int(seed), deterministic, grabber, resets_with_seed(env, i)))
             if on_episode is not None:
                 on_episode(i, episodes[-1])
         n_gates = gates_per_course(env)
@@ -242,6 +243,11 @@ def _window_closed() -> bool:
     return False
 
 
+def _window_open(env: gym.Env) -> bool:
+    """The per-step hook of a live playback: go on while the person has not closed the window."""
+    return not _window_closed()
+
+
 def _open_window(env: gym.Env, seed: int) -> None:
     """Reset once to open the window (human mode draws on reset), turning pygame's failure into ours."""
     import pygame
@@ -261,7 +267,8 @@ def play_episodes(
     fps: float | None = None,
     on_episode: EpisodeCallback | None = None,
 ) -> tuple[list[EpisodeResult], int | None]:
-    """Play one episode per seed in a pygame window at ``fps`` (the env's ``render_fps`` by default).
+    """Play one episode per seed in a pygame window at ``fps`` (the env's ``render_fps`` by default); an env whose
+    episodes make one search plays one search, as :func:`record_episodes` does.
 
     Returns the episodes played (fewer than ``seeds`` if the window was closed) and the gates per course.
     Raises :class:`DisplayUnavailable` if no window can be opened; the caller can record instead.
@@ -275,7 +282,7 @@ def play_episodes(
     try:
         _open_window(env, int(seeds[0]))
         for i, seed in enumerate(seeds):
-            episodes.append(run_episode(policy, env, int(seed), deterministic, hook=lambda _: not _window_closed()))
+            episodes.append(run_episode(policy, env, int(seed), deterministic, _window_open, resets_with_seed(env, i)))
             if on_episode is not None:
                 on_episode(i, episodes[-1])
             if episodes[-1].interrupted:

@@ -4,6 +4,11 @@ Several runs act as one agent (agents.ensemble.policies.PolicyEnsemble): a major
 Discrete envs (--ensemble-rule soft: the mean of their action probabilities), the mean action for Box envs;
 --members puts each run alone beside the ensemble, on the same courses.
 
+A decision env whose episodes make one search (ArchitectureSearch-v0, HyperparamSearch-v0, FeatureEngineering-v0,
+Pruning-v0, Quantization-v0, EnsembleWeighting-v0): each policy runs one search of --episodes episodes, started by
+the first seed, and the table shows the mean of each episode's metrics but a search's best and evaluations at
+its end.
+
 Examples:
   python scripts/evaluate.py runs/ppo/Ski-v0_1                  # 20 unseen courses, agent vs baselines
   python scripts/evaluate.py                                    # the latest run
@@ -12,6 +17,7 @@ Examples:
   python scripts/evaluate.py runs/ppo/Ski-v0_1 --seeds 1000000 1000001 --stochastic --no-baselines
   python scripts/evaluate.py runs/ppo/Ski-v0_1 runs/ppo/Ski-v0_2 runs/ppo/Ski-v0_3 --members   # vote vs each run
   python scripts/evaluate.py runs/ppo/Ski-v0_1 runs/ppo/Ski-v0_2 --ensemble-rule soft --weights 2 1 --slope blue
+  python scripts/evaluate.py runs/maskableppo/ArchitectureSearch-v0_1 --episodes 100   # a search of 100 vs random
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from agents.evaluation import (
     evaluate,
     format_table,
     make_env,
+    plays_one_search,
 )
 from agents.runs import LoadedAgent, RunError, config_dir_of
 from agents.seeds import TEST_SEED, test_seeds
@@ -111,6 +118,7 @@ def run(args: argparse.Namespace) -> None:
     env_id, env_kwargs = env_of_run(agent.config, args.env, args.slope)
     env = make_env(env_id, env_kwargs)
     check_policy_fits(getattr(agent, "model", agent), env)  # a PolicyEnsemble has the spaces itself
+    one_search = plays_one_search(env)
     env.close()
     if isinstance(agent, PolicyEnsemble) and (elsewhere := members_trained_elsewhere(agent, env_id, env_kwargs)):
         print(f"evaluate.py: warning: {'; '.join(elsewhere)}", file=sys.stderr)  # one line, before the work
@@ -118,7 +126,10 @@ def run(args: argparse.Namespace) -> None:
     deterministic = not args.stochastic
     mode = "deterministic" if deterministic else "stochastic"
     print(f"model: {describe_models(agent)}")
-    print(f"env:   {env_id} {env_kwargs}, {len(seeds)} episodes on unseen seeds ({seeds[0]}..{seeds[-1]}), {mode}")
+    if one_search:  # a seeded reset starts a new search: each policy searches once, over all the episodes
+        print(f"env:   {env_id} {env_kwargs}, one search of {len(seeds)} episodes each (seed {seeds[0]}), {mode}")
+    else:
+        print(f"env:   {env_id} {env_kwargs}, {len(seeds)} episodes on unseen seeds ({seeds[0]}..{seeds[-1]}), {mode}")
     results = compare_with_baselines(
         agent,
         env_id,

@@ -22,6 +22,7 @@ from agents.cli import (
 )
 from agents.hyperparams import HyperparamsError, parse_key_values
 from agents.runs import BEST_MODEL_FILE, RUNS_ROOT, RunError
+from agents.search_summary import best_configuration_met
 from agents.training import ConfigError, TrainConfig, train
 from agents.transfer import TRANSFER_PARTS
 from agents.tuning import PRUNERS, SAMPLERS, TuneConfig, tune
@@ -234,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     best = run / BEST_MODEL_FILE
     loads = f"{best.name} (the best validation)" if best.is_file() else result.model_path.name
     print(f"\ntrained {result.num_timesteps:,} steps; run folder {run}; watch.py and evaluate.py load {loads}")
+    if (best_met := best_configuration_met(result.model)) is not None:  # a search env: the best its search met
+        print(best_met)
     print(
         next_steps(
             [

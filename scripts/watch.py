@@ -9,6 +9,10 @@ path, else <run folder>/videos/watch_seed<S>[_<slope>].gif (the first run's fold
 several runs; the path is printed).
 In the window, Esc, Q or closing the window stops.
 
+A decision env whose episodes make one search (ArchitectureSearch-v0, HyperparamSearch-v0, FeatureEngineering-v0,
+Pruning-v0, Quantization-v0, EnsembleWeighting-v0) plays one search over the episodes, as in training: --seed
+starts it, and each episode adds a configuration to the history the view draws.
+
 Examples:
   python scripts/watch.py                                       # the latest run, one episode in a window
   python scripts/watch.py runs/ppo/Ski-v0_1 --episodes 3 --slope blue
@@ -17,6 +21,7 @@ Examples:
   python scripts/watch.py runs/ppo/Ski-v0_1/best_model.zip --record ski.mp4 --episodes 5 --seed 7
   python scripts/watch.py runs/ppo/Ski-v0_1 runs/ppo/Ski-v0_2 runs/ppo/Ski-v0_3   # three runs voting as one
   python scripts/watch.py runs/ppo/Ski-v0_1 runs/ppo/Ski-v0_2 --ensemble-rule soft --weights 2 1 --slope blue
+  python scripts/watch.py runs/maskableppo/ArchitectureSearch-v0_1 --episodes 30 --fps 8   # a search of 30
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ from agents.evaluation import (
     env_id_argument,
     env_of_run,
     make_env,
+    plays_one_search,
+    return_decimals,
 )
 from agents.recording import (
     DisplayUnavailable,
@@ -109,8 +116,8 @@ def print_episode(index: int, episode: EpisodeResult, n_gates: int | None) -> No
 def print_summary(episodes: list[EpisodeResult]) -> None:
     returns = [e.episode_return for e in episodes]
     if returns:
-        std = statistics.pstdev(returns)
-        print(f"mean return {statistics.fmean(returns):.2f} ± {std:.2f} over {len(returns)} episode(s)")
+        mean, std, d = statistics.fmean(returns), statistics.pstdev(returns), max(2, return_decimals(returns))
+        print(f"mean return {mean:.{d}f} ± {std:.{d}f} over {len(returns)} episode(s)")
 
 
 def watch_video_path(agent: LoadedAgent | PolicyEnsemble, seed: int, slope: str | None) -> Path:
@@ -128,12 +135,15 @@ def run(args: argparse.Namespace) -> None:
     env = make_env(env_id, env_kwargs)
     check_policy_fits(getattr(agent, "model", agent), env)  # a PolicyEnsemble has the spaces itself
     n_gates = getattr(getattr(env.unwrapped, "slope", None), "n_gates", None)
+    one_search = plays_one_search(env)
     env.close()
     if isinstance(agent, PolicyEnsemble) and (elsewhere := members_trained_elsewhere(agent, env_id, env_kwargs)):
         print(f"watch.py: warning: {'; '.join(elsewhere)}", file=sys.stderr)  # as evaluate.py warns
     seeds = [args.seed + i for i in range(args.episodes)]
     deterministic = not args.stochastic
     print(f"model: {describe_models(agent)}\nenv:   {env_id} {env_kwargs}")
+    if one_search:
+        print(f"one search of {len(seeds)} episodes: seed {seeds[0]} starts it, each episode adds to its history")
 
     def on_episode(i: int, e: EpisodeResult) -> None:
         print_episode(i, e, n_gates)

@@ -173,6 +173,11 @@ class SearchEnv(SceneRendering, gym.Env):
         # What trendgym's TensorBoard callback logs at the end of each episode, under "search/".
         "metrics_namespace": "search",
         "episode_metrics": ("val_accuracy", "best_val_accuracy", "parameters", "evaluations"),
+        # The episodes make one search: its history (drawn by the renderer) outlives reset(), and a seeded reset
+        # starts a new search, so evaluate.py and watch.py seed only the first episode of those they play.
+        "search_across_episodes": True,
+        # Episode metrics that describe the whole search so far: an evaluation reports them at the search's end.
+        "search_metrics": ("best_val_accuracy", "evaluations"),
     }
 
     def __init__(

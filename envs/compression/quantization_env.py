@@ -161,6 +161,9 @@ class QuantizationEnv(SceneRendering, gym.Env):
         # What trendgym's TensorBoard callback logs at the end of each episode, under "compress/".
         "metrics_namespace": "compress",
         "episode_metrics": ("val_accuracy", "size_ratio"),
+        # The episodes make one search: its history (drawn by the renderer) outlives reset(), and a seeded reset
+        # starts a new search, so evaluate.py and watch.py seed only the first episode of those they play.
+        "search_across_episodes": True,
     }
 
     def __init__(

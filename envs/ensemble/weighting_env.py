@@ -163,6 +163,9 @@ class EnsembleWeightingEnv(SceneRendering, gym.Env):
         # What trendgym's TensorBoard callback logs at the end of each episode, under "ensemble/".
         "metrics_namespace": "ensemble",
         "episode_metrics": ("val_accuracy", "val_log_loss", "size", "distinct_members"),
+        # The episodes make one search: its history (drawn by the renderer) outlives reset(), and a seeded reset
+        # starts a new search, so evaluate.py and watch.py seed only the first episode of those they play.
+        "search_across_episodes": True,
     }
 
     def __init__(

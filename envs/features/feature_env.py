@@ -174,6 +174,9 @@ class FeatureEngineeringEnv(SceneRendering, gym.Env):
         # What trendgym's TensorBoard callback logs at the end of each episode, under "features/".
         "metrics_namespace": "features",
         "episode_metrics": ("score", "best_score", "test_score", "n_features"),
+        # The episodes make one search: its history (drawn by the renderer) outlives reset(), and a seeded reset
+        # starts a new search, so evaluate.py and watch.py seed only the first episode of those they play.
+        "search_across_episodes": True,
     }
 
     def __init__(
