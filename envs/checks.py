@@ -143,6 +143,16 @@ def check_path(name: str, value: Any, default: Path | None = None) -> Path | Non
     return Path(value)
 
 
+def check_storage(name: str, value: Any) -> str | PathLike | None:
+    """``value``, which must name a storage: a SQLAlchemy URL (a ``str``), a path-like SQLite file, or None. The URL
+    itself is checked where the storage opens (:func:`trends.automl.evaluator.storage_url`)."""
+    if value is not None and not isinstance(value, (str, PathLike)):
+        raise ArgumentTypeError(
+            f"{name} must be a SQLAlchemy URL (a str), a pathlib.Path of a SQLite file or None, got {shown(value)}"
+        )
+    return value
+
+
 def check_options(options: Any, allowed: Collection[str], env_name: str) -> dict[str, Any]:
     """``reset``'s ``options`` as a dict (None: empty), refusing a key that is not in ``allowed``: a mistyped option
     silently ignored is an episode that is not the one asked for."""
