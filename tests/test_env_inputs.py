@@ -82,13 +82,19 @@ def cheap(cache_dir) -> dict[str, dict]:
     }
 
 
-def make(env_id: str, **kwargs):
-    """The env of ``env_id`` from its entry point with the registered and the given arguments (no wrappers: the
-    env's own checks are what is tested, not gymnasium's passive checker)."""
+def creator(env_id: str):
+    """What makes the env of ``env_id``: its entry point with the registered arguments, and the given ones (no
+    wrappers: the env's own checks are what is tested, not gymnasium's passive checker). Importing the entry point
+    may take seconds (scikit-learn, torch); making the env should not."""
     if env_id == VECTOR:
-        return SkiVectorEnv(**{"num_envs": 2, **kwargs})
+        return lambda **kwargs: SkiVectorEnv(**{"num_envs": 2, **kwargs})
     spec = gym.spec(env_id)
-    return load_env_creator(spec.entry_point)(**{**spec.kwargs, **kwargs})
+    entry_point = load_env_creator(spec.entry_point)
+    return lambda **kwargs: entry_point(**{**spec.kwargs, **kwargs})
+
+
+def make(env_id: str, **kwargs):
+    return creator(env_id)(**kwargs)
 
 
 def test_every_registered_env_has_a_small_instance(cheap):
@@ -122,6 +128,7 @@ BAD_ARGUMENTS = [
     ("trendgym/LearningRateControl-v0", {"discrete": "yes"}, ArgumentTypeError, "discrete"),
     ("trendgym/LearningRateControl-v0", {"crash_penalty": "-1"}, ArgumentTypeError, "crash_penalty"),
     ("trendgym/LearningRateControl-v0", {"instance_set": ["train"]}, ArgumentTypeError, "instance_set"),
+    ("trendgym/LearningRateControl-v0", {"instance_set": "train "}, ValueError, "instance_set"),
     ("trendgym/Pruning-v0", {"preserve": "0.5"}, ArgumentTypeError, "preserve"),
     ("trendgym/Pruning-v0", {"min_preserve": math.nan}, ValueError, "min_preserve"),
     ("trendgym/Pruning-v0", {"cache_dir": 3}, ArgumentTypeError, "cache_dir"),
@@ -141,11 +148,31 @@ BAD_ARGUMENTS = [
 ]
 
 
+BAD_INSTANCES = [
+    ({"batch_size": True}, ArgumentTypeError, "batch_size"),
+    ({"batch_size": 2**20}, ValueError, "batch_size"),
+    ({"seed": 1.5}, ArgumentTypeError, "seed"),
+    ({"dataset": None}, ArgumentTypeError, "dataset"),
+    ({"network": NetworkSpec((LayerSpec("dense", 10**6),))}, ValueError, "width"),
+    ({"network": NetworkSpec((LayerSpec("dense", 64),) * 100)}, ValueError, "number of layers"),
+    ({"network": NetworkSpec((LayerSpec("conv", 512, kernel=99),))}, ValueError, "kernel"),
+    ({"network": NetworkSpec((LayerSpec("conv", 1024, kernel=15),) * 2)}, ValueError, "weights"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), BAD_INSTANCES)
+def test_bad_instances_are_refused_before_their_network_is_built(kwargs, error, message):
+    with pytest.raises(error, match=message) as raised:
+        Instance(**{"dataset": "digits", "network": NetworkSpec(), **kwargs})
+    assert "\n" not in str(raised.value)
+
+
 @pytest.mark.parametrize(("env_id", "kwargs", "error", "message"), BAD_ARGUMENTS)
 def test_bad_arguments_are_refused_at_once(cheap, env_id, kwargs, error, message):
+    create = creator(env_id)
     start = time.perf_counter()
     with pytest.raises(error, match=message.replace("(", r"\(").replace(".", r"\.")) as raised:
-        make(env_id, **{**cheap.get(env_id, {}), **kwargs})
+        create(**{**cheap.get(env_id, {}), **kwargs})
     assert time.perf_counter() - start < 1.0  # before anything is allocated, trained or scored
     assert "\n" not in str(raised.value)
 
@@ -384,10 +411,11 @@ OPTION_KEYS = st.sampled_from(["course_seed", "new_search", "instance", "seed", 
 def test_fuzzed_reset_options(built, env_id, data):
     env = built[env_id]
     options = data.draw(st.one_of(HOSTILE, st.dictionaries(OPTION_KEYS, HOSTILE, max_size=2)), label="options")
+    seed = data.draw(st.one_of(st.none(), st.integers(0, 2**32), HOSTILE), label="seed")
     try:
-        obs, _ = env.reset(options=options)
+        obs, _ = env.reset(seed=seed, options=options)
     except Exception as error:
-        assert_clean(error, ("option",))
+        assert_clean(error, ("option", "seed", "Seed"))  # gymnasium's own seed check says "Seed must be..."
         env.reset(seed=0)  # a refused reset leaves an env that resets
         return
     assert_good_observation(env, obs)

@@ -54,6 +54,13 @@ DEFAULT_EPOCHS = 10
 # tens of epochs); a batch larger than 65536 is more than the datasets hold (digits has 1797 samples).
 MAX_EPOCHS = 1000
 MAX_BATCH_SIZE = 2**16
+# An instance's network is built at every reset, so its size is bounded before: up to 16 layers of up to 1024 units
+# or channels and kernels up to 15, and at most 10 million weights (40 MB; the default instances have 23,050 at most).
+MAX_LAYERS = 16
+MAX_WIDTH = 1024
+MAX_KERNEL = 15
+MAX_WEIGHTS = 10**7
+INPUT_FEATURES = 64  # the widest input of the datasets (digits' 8 x 8 pixels; mnist1d has 40 samples, 1 channel)
 
 # Observation layout (see the class docstring)
 PROGRESS, LOG_LR, TRAIN_LOSS, VAL_LOSS, VAL_ACCURACY, IMPROVEMENT, BEST_VAL_LOSS = range(7)
@@ -101,6 +108,7 @@ class Instance:
             raise ArgumentTypeError(f"an instance's network must be a NetworkSpec, got {shown(self.network)}")
         check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
         check_int("seed", self.seed, 0)
+        _check_network_size(self.network)
 
     @property
     def problem(self) -> str:
@@ -111,6 +119,20 @@ class Instance:
     def name(self) -> str:
         """e.g. ``digits dense64 b64 sgd #3``."""
         return f"{self.problem} #{self.seed}"
+
+
+def _check_network_size(network: NetworkSpec) -> None:
+    """Refuse a network larger than the bounds (``MAX_LAYERS``...) before it is built: a weight count from the
+    spec, counting 2-D kernels (digits' convolutions are; mnist1d's are 1-D, so smaller)."""
+    check_int("the number of layers of an instance's network", len(network.layers), 0, MAX_LAYERS)
+    weights, previous = 0, 1 if network.has_conv else INPUT_FEATURES
+    for layer in network.layers:
+        width = check_int("an instance's layer width", layer.width, 1, MAX_WIDTH)
+        kernel = check_int("an instance's conv kernel", layer.kernel, 1, MAX_KERNEL) if layer.kind == "conv" else 1
+        weights += previous * width * kernel**2
+        previous = width
+    if weights > MAX_WEIGHTS:
+        raise ValueError(f"an instance's network must have at most {MAX_WEIGHTS:,} weights, has about {weights:,}")
 
 
 def _dense(*widths: int) -> NetworkSpec:
@@ -296,8 +318,9 @@ class LearningRateControlEnv(SceneRendering, gym.Env):
     env = gym.make("trendgym/LearningRateControl-v0", instance_set=[Instance("digits", NetworkSpec(), 32)])
     ```
 
-    * ``instance_set``: ``"train"``, ``"test"`` or a sequence of :class:`Instance` (whose batch size is at most
-      65536, ``MAX_BATCH_SIZE``).
+    * ``instance_set``: ``"train"``, ``"test"`` or a sequence of :class:`Instance`, whose batch size is at most
+      65536 (``MAX_BATCH_SIZE``) and whose network has at most 16 layers (``MAX_LAYERS``) of at most 1024 units
+      or channels (``MAX_WIDTH``), kernels of at most 15 and 10 million weights (``MAX_WEIGHTS``, 40 MB).
     * ``epochs``: the training budget of an episode, in epochs, 1 to 1000 (``MAX_EPOCHS``: 100 times the default,
       and a real training of 1000 epochs an episode).
     * ``discrete``: Discrete actions over ``LR_GRID`` instead of the Box (a bool).
