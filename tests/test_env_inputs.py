@@ -6,6 +6,7 @@ The table tests pin the cases found by hand; the hypothesis tests throw random v
 argument, option and action of every ``trendgym/`` id (and the native vector env) on small instances built once.
 """
 
+import inspect
 import math
 import os
 import time
@@ -321,19 +322,13 @@ HOSTILE = st.one_of(
 # folder where a zoo model is trained and written (or a storage URL).
 NOT_A_PATH = HOSTILE.filter(lambda v: v is not None and not isinstance(v, str))
 
-FUZZED_ARGUMENTS = {
-    "trendgym/Ski-v0": ("slope", "course_seed", "obs_type", "continuous", "frame_skip", "frame_stack", "render_mode"),
-    "trendgym/SkiContinuous-v0": ("continuous", "frame_skip", "course_seed"),
-    "trendgym/SkiPixels-v0": ("frame_stack", "frame_skip", "obs_type", "slope"),
-    "trendgym/ArchitectureSearch-v0": ("space", "backend", "size_penalty", "render_mode"),
-    "trendgym/HyperparamSearch-v0": ("size_penalty", "device", "backend", "storage"),
-    "trendgym/LearningRateControl-v0": ("instance_set", "epochs", "discrete", "crash_penalty", "render_mode"),
-    "trendgym/Pruning-v0": ("model", "target", "preserve", "min_preserve", "reward", "norm", "cache_dir"),
-    "trendgym/Quantization-v0": ("size_budget", "fix_first_last", "continuous", "reward_scale", "cache_dir"),
-    "trendgym/EnsembleWeighting-v0": ("pool", "reward", "max_members", "start", "continuous", "cache_dir"),
-    "trendgym/FeatureEngineering-v0": ("dataset", "model", "max_features", "budget", "feature_cost", "folds"),
-    VECTOR: ("num_envs", "max_episode_steps", "slope", "course_seed", "continuous"),
-}
+
+def constructor_arguments(env_id: str) -> tuple[str, ...]:
+    """Every argument the env's constructor takes: all of them are fuzzed, a new one included."""
+    target = SkiVectorEnv if env_id == VECTOR else load_env_creator(gym.spec(env_id).entry_point)
+    return tuple(inspect.signature(target).parameters)
+
+
 # Sizes that are valid but cost seconds to build (65536 skiers are 440 MB) are left out of the fuzzing.
 AFFORDABLE = {"num_envs": HOSTILE.filter(lambda v: not (isinstance(v, (int, np.integer)) and 64 < v <= 2**16))}
 PATH_ARGUMENTS = {"cache_dir", "storage"}
@@ -368,7 +363,7 @@ def step(env, action) -> None:
 @FUZZ
 @given(data=st.data())
 def test_fuzzed_constructor_arguments(cheap, env_id, data):
-    name = data.draw(st.sampled_from(FUZZED_ARGUMENTS[env_id]), label="argument")
+    name = data.draw(st.sampled_from(constructor_arguments(env_id)), label="argument")
     value = data.draw(NOT_A_PATH if name in PATH_ARGUMENTS else AFFORDABLE.get(name, HOSTILE), label="value")
     try:
         env = make(env_id, **{**cheap.get(env_id, {}), name: value})
@@ -385,18 +380,21 @@ def test_fuzzed_constructor_arguments(cheap, env_id, data):
         env.close()
 
 
+# The envs whose other action space is an argument away (the ski envs have an id each).
+OTHER_ACTIONS = {
+    "trendgym/LearningRateControl-v0": {"discrete": True},
+    "trendgym/Quantization-v0": {"continuous": True},
+    "trendgym/EnsembleWeighting-v0": {"continuous": True},
+    VECTOR: {"continuous": True},
+}
+
+
 @pytest.fixture(scope="module")
 def built(cheap) -> dict:
     """One small instance of every env (and of its other action space), reused by the option and action fuzzing."""
     built = {env_id: make(env_id, **cheap.get(env_id, {})) for env_id in FUZZ_IDS}
-    others = {
-        "trendgym/LearningRateControl-v0": {"discrete": True},
-        "trendgym/Quantization-v0": {"continuous": True},
-        "trendgym/EnsembleWeighting-v0": {"continuous": True},
-        VECTOR: {"continuous": True},
-    }
-    for env_id, kwargs in others.items():
-        built[env_id + " (other actions)"] = make(env_id, **{**cheap.get(env_id, {}), **kwargs})
+    for env_id, kwargs in OTHER_ACTIONS.items():
+        built[f"{env_id} (other actions)"] = make(env_id, **{**cheap.get(env_id, {}), **kwargs})
     yield built
     for env in built.values():
         env.close()
@@ -434,9 +432,7 @@ def near_misses(space: gym.Space) -> st.SearchStrategy:
     )
 
 
-ACTION_ENVS = [*FUZZ_IDS, *(f"{env_id} (other actions)" for env_id in (
-    "trendgym/LearningRateControl-v0", "trendgym/Quantization-v0", "trendgym/EnsembleWeighting-v0", VECTOR
-))]  # fmt: skip
+ACTION_ENVS = [*FUZZ_IDS, *(f"{env_id} (other actions)" for env_id in OTHER_ACTIONS)]
 
 
 @pytest.mark.parametrize("env_id", ACTION_ENVS)

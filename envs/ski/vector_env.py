@@ -19,7 +19,6 @@ from envs.checks import (
     check_int,
     check_multi_discrete_actions,
     check_options,
-    is_integer,
     shown,
 )
 from envs.ski.course import SLOPES, course_draws, generate_course, get_slope, make_courses
@@ -79,10 +78,16 @@ class SkiVectorEnv(VectorEnv):
         continuous: bool = False,
         render_mode: str | None = None,
     ) -> None:
-        if obs_type != "vector":
-            raise ValueError("the native vector env serves obs_type='vector'; use vectorization_mode='sync' for pixels")
+        if not isinstance(obs_type, str) or obs_type != "vector":
+            raise ValueError(
+                f"obs_type must be 'vector' in the native vector env, got {shown(obs_type)}; use "
+                "vectorization_mode='sync' for pixels"
+            )
         if render_mode is not None:
-            raise ValueError("the native vector env does not render; render a single env (SkiEnv) instead")
+            raise ValueError(
+                f"render_mode must be None: the native vector env does not render, got {shown(render_mode)}; render "
+                "a single env (SkiEnv) instead"
+            )
         self.num_envs = check_int("num_envs", num_envs, 1, MAX_NUM_ENVS)
         self.max_episode_steps = check_int("max_episode_steps", max_episode_steps, 1, MAX_EPISODE_STEPS)
         course_seed = check_int("course_seed", course_seed, 0, or_none=True)
@@ -120,8 +125,9 @@ class SkiVectorEnv(VectorEnv):
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
         check_options(options, (), "the native vector env (pass course_seed to gym.make_vec for a fixed course)")
-        if not (seed is None or is_integer(seed) or isinstance(seed, (list, tuple))):
-            wanted = "an integer, a list of one integer or None per env, or None"
+        # A Python int, as gymnasium's seeding takes (it refuses numpy's), for all the skiers or one per skier.
+        if not (seed is None or isinstance(seed, (int, list, tuple))):
+            wanted = "a Python int, a list of one int or None per env, or None"
             raise gym.error.Error(f"seed must be {wanted}, got {shown(seed)}")
         super().reset(seed=seed if isinstance(seed, int) else None)
         if isinstance(seed, int):
