@@ -42,7 +42,8 @@ def shown(value: Any) -> str:
     try:
         text = " ".join(repr(value).split())
     except Exception:  # e.g. ValueError: an int beyond sys.get_int_max_str_digits()
-        text = f"<{type(value).__name__}>"
+        bits = f" of {abs(value).bit_length()} bits" if isinstance(value, int) else ""
+        text = f"<{'-' if isinstance(value, int) and value < 0 else ''}{type(value).__name__}{bits}>"
     return text if len(text) <= SHOWN_LENGTH else text[: SHOWN_LENGTH - 3] + "..."
 
 

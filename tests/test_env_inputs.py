@@ -23,7 +23,7 @@ from synthetic_search import TARGETS, MatchingBackend
 
 import envs  # noqa: F401
 from envs.automl.lr_control_env import Instance
-from envs.checks import ArgumentTypeError
+from envs.checks import ArgumentTypeError, check_bool, check_float, check_int, check_options, shown
 from envs.ski.vector_env import SkiVectorEnv
 from trends.automl.space import get_space
 from trends.compression.zoo import ZOO, TrainedModel
@@ -100,6 +100,36 @@ def make(env_id: str, **kwargs):
 
 def test_every_registered_env_has_a_small_instance(cheap):
     assert sorted(cheap) == TRENDGYM_IDS
+
+
+# ---- the shared checks ----------------------------------------------------------------------------------------
+
+
+def test_the_checks_tell_numbers_bools_and_strings_apart():
+    assert check_int("n", np.int64(3), 1, 5) == 3 and check_int("n", None, 1, or_none=True) is None
+    for bad in (True, 1.0, "3", 3 + 0j, np.float64(3), None):
+        with pytest.raises(ArgumentTypeError, match=r"n must be a whole number in 1\.\.5"):
+            check_int("n", bad, 1, 5)
+    assert check_float("x", np.float32(0.5), 0, 1) == 0.5 and check_float("x", 1, 0, 1) == 1.0
+    for bad in (True, "0.5", 0.5j, [0.5]):
+        with pytest.raises(ArgumentTypeError, match=r"x must be a finite number in \(0, 1\]"):
+            check_float("x", bad, 0, 1, low_open=True)
+    for bad in (0, math.nan, math.inf, 10**400):
+        with pytest.raises(ValueError, match=r"x must be a finite number in \(0, 1\]"):
+            check_float("x", bad, 0, 1, low_open=True)
+    assert check_bool("flag", np.bool_(False)) is False
+    for bad in ("False", 0, None):
+        with pytest.raises(ArgumentTypeError, match="flag must be True or False"):
+            check_bool("flag", bad)
+    assert check_options(None, ("a",), "Env") == {}
+    with pytest.raises(ValueError, match=r"unknown reset option\(s\) \['b'\]; the only option is 'a'"):
+        check_options({"b": 1}, ("a",), "Env")
+
+
+def test_a_bad_value_is_shown_on_one_short_line():
+    assert shown(np.zeros((50, 50))).startswith("array([[0., 0.,") and len(shown(np.zeros((50, 50)))) == 60
+    assert shown(10**5000) == "<int of 16610 bits>"
+    assert "\n" not in shown(np.eye(3))
 
 
 # ---- the cases of the issue ------------------------------------------------------------------------------------
