@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 from gymnasium.error import DependencyNotInstalled
 
+from envs.checks import check_int
+
 NO_PYGAME = "pygame is not installed, run `pip install pygame`"
 
 
@@ -158,9 +160,7 @@ class FrameStack:
     """
 
     def __init__(self, k: int) -> None:
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"frame_stack must be a positive integer, got {k!r}")
-        self.k = int(k)
+        self.k = check_int("frame_stack", k, 1)
         self._stack: np.ndarray | None = None
 
     def reset(self, frame: np.ndarray) -> np.ndarray:

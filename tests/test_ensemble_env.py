@@ -327,7 +327,7 @@ def test_step_before_reset_and_reset_options_refused(pool):
         ({"pool": "cifar10"}, "pool must be one of digits, mnist1d or a MemberPool"),
         ({"reward": "f1"}, "reward must be one of accuracy, log-loss"),
         ({"start": "worst"}, "start must be one of empty, best"),
-        ({"max_members": 0}, "max_members must be a whole number >= 1"),
+        ({"max_members": 0}, "max_members must be a whole number in 1..10000"),
         ({"max_members": 2.5}, "max_members"),
         ({"continuous": "yes"}, "continuous must be True or False"),
         ({"render_mode": "ascii"}, "render_mode must be one of"),

@@ -123,13 +123,13 @@ def test_valid_action_forms_are_accepted():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"slope": "red"}, "unknown slope 'red'; choose one of green, blue, black"),
-        ({"obs_type": "rgb"}, "obs_type must be 'vector' or 'pixels'"),
-        ({"course_seed": -1}, "course_seed must be a non-negative integer"),
+        ({"slope": "red"}, "slope must be one of green, blue, black, got 'red'"),
+        ({"obs_type": "rgb"}, "obs_type must be one of vector, pixels"),
+        ({"course_seed": -1}, "course_seed must be a whole number >= 0 or None"),
         ({"render_mode": "window"}, "render_mode must be one of"),
-        ({"frame_skip": 0}, "frame_skip must be a positive integer"),
-        ({"frame_skip": 2.0}, "frame_skip must be a positive integer"),
-        ({"obs_type": "pixels", "frame_stack": 0}, "frame_stack must be a positive integer"),
+        ({"frame_skip": 0}, "frame_skip must be a whole number in 1..1000"),
+        ({"frame_skip": 2.0}, "frame_skip must be a whole number in 1..1000"),
+        ({"obs_type": "pixels", "frame_stack": 0}, "frame_stack must be a whole number in 1..64"),
         ({"frame_stack": 2}, "frame_stack stacks pixel frames; it needs obs_type='pixels'"),
     ],
 )

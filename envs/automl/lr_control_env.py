@@ -18,8 +18,20 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
-from gymnasium.error import InvalidAction
 
+from envs.checks import (
+    ArgumentTypeError,
+    check_bool,
+    check_box_action,
+    check_choice,
+    check_discrete_action,
+    check_float,
+    check_int,
+    check_options,
+    check_render_mode,
+    is_integer,
+    shown,
+)
 from envs.rendering import SceneRendering
 from trends.data import DATASETS, load_dataset
 from trends.models import LayerSpec, NetworkSpec, build_network, count_parameters
@@ -37,6 +49,18 @@ LOSS_CEILING = 4.0
 BATCH_LOG2_RANGE = (4.0, 9.0)  # log2 batch size 16..512 -> [0, 1]
 PARAMS_LOG10_RANGE = (2.0, 6.0)  # log10 parameter count 100..1e6 -> [0, 1]
 DEFAULT_EPOCHS = 10
+# Bounds of the sizes, far beyond any use: an epoch is a real training epoch (0.05 s on the default instances), so
+# the longest episode is a 1000-epoch training (100 times the default budget; DACBench's SGD benchmark trains for
+# tens of epochs); a batch larger than 65536 is more than the datasets hold (digits has 1797 samples).
+MAX_EPOCHS = 1000
+MAX_BATCH_SIZE = 2**16
+# An instance's network is built at every reset, so its size is bounded before: up to 16 layers of up to 1024 units
+# or channels and kernels up to 15, and at most 10 million weights (40 MB; the default instances have 23,050 at most).
+MAX_LAYERS = 16
+MAX_WIDTH = 1024
+MAX_KERNEL = 15
+MAX_WEIGHTS = 10**7
+INPUT_FEATURES = 64  # the widest input of the datasets (digits' 8 x 8 pixels; mnist1d has 40 samples, 1 channel)
 
 # Observation layout (see the class docstring)
 PROGRESS, LOG_LR, TRAIN_LOSS, VAL_LOSS, VAL_ACCURACY, IMPROVEMENT, BEST_VAL_LOSS = range(7)
@@ -78,16 +102,13 @@ class Instance:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        check_choice("dataset", self.dataset, DATASETS)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
         if not isinstance(self.network, NetworkSpec):
-            raise ValueError(f"an instance's network must be a NetworkSpec, got {self.network!r}")
-        if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+            raise ArgumentTypeError(f"an instance's network must be a NetworkSpec, got {shown(self.network)}")
+        check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        check_int("seed", self.seed, 0)
+        _check_network_size(self.network)
 
     @property
     def problem(self) -> str:
@@ -98,6 +119,20 @@ class Instance:
     def name(self) -> str:
         """e.g. ``digits dense64 b64 sgd #3``."""
         return f"{self.problem} #{self.seed}"
+
+
+def _check_network_size(network: NetworkSpec) -> None:
+    """Refuse a network larger than the bounds (``MAX_LAYERS``...) before it is built: a weight count from the
+    spec, counting 2-D kernels (digits' convolutions are; mnist1d's are 1-D, so smaller)."""
+    check_int("the number of layers of an instance's network", len(network.layers), 0, MAX_LAYERS)
+    weights, previous = 0, 1 if network.has_conv else INPUT_FEATURES
+    for layer in network.layers:
+        width = check_int("an instance's layer width", layer.width, 1, MAX_WIDTH)
+        kernel = check_int("an instance's conv kernel", layer.kernel, 1, MAX_KERNEL) if layer.kind == "conv" else 1
+        weights += previous * width * kernel**2
+        previous = width
+    if weights > MAX_WEIGHTS:
+        raise ValueError(f"an instance's network must have at most {MAX_WEIGHTS:,} weights, has about {weights:,}")
 
 
 def _dense(*widths: int) -> NetworkSpec:
@@ -205,12 +240,13 @@ class LearningRateControlEnv(SceneRendering, gym.Env):
     ``Box(-1, 1, (1,), float32)``: the learning rate of the next epoch on a log scale, ``[-1, 1]`` mapped linearly
     onto log10 of the rate in ``[-4, 1]``: -1 is 1e-4, 0 is 10**-1.5 (0.03), 1 is 10, and every 0.4 is a decade.
     ``action_to_learning_rate`` and ``learning_rate_to_action`` convert. Finite values outside the bounds are
-    clipped to them (so an unbounded Gaussian policy works as it is); NaN, infinity or an array of another shape
-    raises ``InvalidAction``. The range is wide on purpose: from a rate that barely moves any default instance to
-    one that kills or crashes every one of them under SGD, so a controller has to learn where the useful range of
-    each instance lies. It is normalized, as gymnasium's and SB3's checkers recommend, so that a Gaussian policy
-    (PPO, A2C), which starts near action 0, starts in the middle of the range: a rate that crashes no default
-    instance and trains most of them, if slowly (the digits CNN barely moves at 0.03).
+    clipped to them (so an unbounded Gaussian policy works as it is); NaN, infinity, an array of another shape
+    (a scalar too: the space's shape is ``(1,)``), a bool, a string or a complex number raises ``InvalidAction``.
+    The range is wide on purpose: from a rate that barely moves any default instance to one that kills or crashes
+    every one of them under SGD, so a controller has to learn where the useful range of each instance lies. It is
+    normalized, as gymnasium's and SB3's checkers recommend, so that a Gaussian policy (PPO, A2C), which starts
+    near action 0, starts in the middle of the range: a rate that crashes no default instance and trains most of
+    them, if slowly (the digits CNN barely moves at 0.03).
 
     ``Discrete(11)`` with ``discrete=True``: the learning rates ``LR_GRID``, half a decade apart,
     ``1e-4, 3.2e-4, 1e-3, ..., 3.2, 10``. An integer outside ``0..10`` raises ``InvalidAction``.
@@ -282,10 +318,16 @@ class LearningRateControlEnv(SceneRendering, gym.Env):
     env = gym.make("trendgym/LearningRateControl-v0", instance_set=[Instance("digits", NetworkSpec(), 32)])
     ```
 
-    * ``instance_set``: ``"train"``, ``"test"`` or a sequence of :class:`Instance`.
-    * ``epochs``: the training budget of an episode, in epochs (>= 1).
-    * ``discrete``: Discrete actions over ``LR_GRID`` instead of the Box.
-    * ``crash_penalty``: the reward of a crash (<= 0); None for ``-4 ln(n_classes)``.
+    * ``instance_set``: ``"train"``, ``"test"`` or a sequence of :class:`Instance`, whose batch size is at most
+      65536 (``MAX_BATCH_SIZE``) and whose network has at most 16 layers (``MAX_LAYERS``) of at most 1024 units
+      or channels (``MAX_WIDTH``), kernels of at most 15 and 10 million weights (``MAX_WEIGHTS``, 40 MB).
+    * ``epochs``: the training budget of an episode, in epochs, 1 to 1000 (``MAX_EPOCHS``: 100 times the default,
+      and a real training of 1000 epochs an episode).
+    * ``discrete``: Discrete actions over ``LR_GRID`` instead of the Box (a bool).
+    * ``crash_penalty``: the reward of a crash (a finite number <= 0); None for ``-4 ln(n_classes)``.
+
+    Every argument is checked at once: a wrong type raises a ``TypeError`` (that is also a ``ValueError``), a bad
+    value a ``ValueError``, naming it. ``reset`` takes the one option ``instance``.
 
     ## Version History
 
@@ -308,19 +350,12 @@ class LearningRateControlEnv(SceneRendering, gym.Env):
         discrete: bool = False,
         crash_penalty: float | None = None,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-        if crash_penalty is not None and not (
-            isinstance(crash_penalty, (int, float)) and math.isfinite(crash_penalty) and crash_penalty <= 0
-        ):
-            raise ValueError(f"crash_penalty must be a finite number <= 0 or None, got {crash_penalty!r}")
+        check_render_mode(render_mode, self.metadata)
+        self.epochs = check_int("epochs", epochs, 1, MAX_EPOCHS)
+        self.discrete = check_bool("discrete", discrete)
+        self.crash_penalty = check_float("crash_penalty", crash_penalty, high=0.0, or_none=True)
         self.render_mode = render_mode
         self.instances = _resolve_instances(instance_set)
-        self.epochs = int(epochs)
-        self.discrete = bool(discrete)
-        self.crash_penalty = crash_penalty
 
         if self.discrete:
             self.action_space = spaces.Discrete(len(LR_GRID))
@@ -334,8 +369,9 @@ class LearningRateControlEnv(SceneRendering, gym.Env):
     # ---- the Gymnasium API -----------------------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        choice = check_options(options, ("instance",), "LearningRateControlEnv").get("instance")
         super().reset(seed=seed)
-        instance = self._choose_instance(options)
+        instance = self._choose_instance(choice)
         self.training = _start_training(instance)
         if self.render_mode == "human":
             self.render()
@@ -384,37 +420,26 @@ class LearningRateControlEnv(SceneRendering, gym.Env):
             raise gym.error.ResetNeeded("call reset() before render()")
         return TrainingScene.of(self.training, self.epochs)
 
-    def _choose_instance(self, options: dict[str, Any] | None) -> Instance:
-        choice = (options or {}).get("instance")
+    def _choose_instance(self, choice: Any) -> Instance:
+        """The instance ``reset(options={"instance": choice})`` trains: drawn from the set for None."""
         if choice is None:
             return self.instances[int(self.np_random.integers(len(self.instances)))]
         if isinstance(choice, Instance):
             return choice
-        if isinstance(choice, (int, np.integer)) and not isinstance(choice, bool) and 0 <= choice < len(self.instances):
-            return self.instances[int(choice)]
-        raise ValueError(
-            f"options['instance'] must be an index in 0..{len(self.instances) - 1} or an Instance, got {choice!r}"
-        )
+        if not is_integer(choice) or not 0 <= choice < len(self.instances):
+            kind = ValueError if is_integer(choice) else ArgumentTypeError
+            raise kind(
+                f"options['instance'] must be an index in 0..{len(self.instances) - 1} or an Instance, "
+                f"got {shown(choice)}"
+            )
+        return self.instances[int(choice)]
 
     def _decode(self, action: Any) -> float:
         """The learning rate an action asks for, refusing anything that is not an action of the space."""
         if self.discrete:
-            if isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu":
-                action = int(action)
-            if not isinstance(action, (int, np.integer)) or isinstance(action, bool) or not 0 <= action < len(LR_GRID):
-                raise InvalidAction(f"action must be an integer in 0..{len(LR_GRID) - 1} (see LR_GRID), got {action!r}")
-            return LR_GRID[int(action)]
-        try:
-            a = np.asarray(action, dtype=np.float64)
-            valid = a.size == 1 and a.ndim <= 1 and bool(np.isfinite(a).all())
-        except (TypeError, ValueError):
-            valid = False
-        if not valid:
-            raise InvalidAction(
-                f"action must be one finite number, -1 to 1 for a rate of 1e-4 to 10 (see action_to_learning_rate), "
-                f"got {action!r}"
-            )
-        return action_to_learning_rate(a.item())
+            return LR_GRID[check_discrete_action(self.action_space, action, " (see LR_GRID)")]
+        wanted = "an array of one finite number, -1 to 1 for a rate of 1e-4 to 10 (see action_to_learning_rate)"
+        return action_to_learning_rate(check_box_action(self.action_space, action, wanted, clip=True)[0])
 
     def _observation(self) -> np.ndarray:
         t = self.training
@@ -455,12 +480,12 @@ class LearningRateControlEnv(SceneRendering, gym.Env):
 
 def _resolve_instances(instance_set: str | Sequence[Instance]) -> tuple[Instance, ...]:
     if isinstance(instance_set, str):
-        if instance_set not in INSTANCE_SETS:
-            raise ValueError(f"unknown instance_set {instance_set!r}; choose one of {', '.join(INSTANCE_SETS)}")
-        return INSTANCE_SETS[instance_set]
+        return INSTANCE_SETS[check_choice("instance_set", instance_set, INSTANCE_SETS, "a sequence of Instance")]
     instances = tuple(instance_set) if isinstance(instance_set, Sequence) else ()
     if not instances or not all(isinstance(i, Instance) for i in instances):
-        raise ValueError(f"instance_set must be 'train', 'test' or a non-empty list of Instance, got {instance_set!r}")
+        raise ArgumentTypeError(
+            f"instance_set must be 'train', 'test' or a non-empty list of Instance, got {shown(instance_set)}"
+        )
     return instances
 
 

@@ -17,8 +17,17 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.error import InvalidAction
 
+from envs.checks import (
+    ArgumentTypeError,
+    check_bool,
+    check_discrete_action,
+    check_float,
+    check_options,
+    check_render_mode,
+    check_storage,
+    shown,
+)
 from envs.rendering import SceneRendering
 from trends.automl.backends import BACKENDS, Backend, make_backend
 from trends.automl.space import SPACES, Config, SearchSpace, get_space
@@ -124,7 +133,8 @@ class SearchEnv(SceneRendering, gym.Env):
     * ``reset(seed=k)`` starts a **new search**: the history is cleared, so a seeded rollout is reproducible;
     * ``reset()`` without a seed **continues** the search (the next episode of the same search, which is what an
       RL agent's training loop does between episodes);
-    * ``reset(options={"new_search": True})`` also clears the history, without a seed.
+    * ``reset(options={"new_search": True})`` also clears the history, without a seed (a bool; any other option
+      is refused).
 
     The env draws no random numbers: given the same actions, the same search gives the same observations.
 
@@ -160,7 +170,10 @@ class SearchEnv(SceneRendering, gym.Env):
       whose space is this env's, e.g. a search runner's backend that records every evaluation.
     * ``storage``, ``device``: the evaluator's storage (a SQLAlchemy URL or a ``pathlib.Path`` of a SQLite file;
       None: ``runs/automl/cache.db``) and torch device, for ``backend="train"``.
-    * ``size_penalty``: the weight of ``log10(parameters)`` subtracted from the reward (>= 0).
+    * ``size_penalty``: the weight of ``log10(parameters)`` subtracted from the reward (a finite number >= 0).
+
+    The env has no size argument to bound: its sizes are the search space's. Every argument is checked at once: a
+    wrong type raises a ``TypeError`` (that is also a ``ValueError``), a bad value a ``ValueError``, naming it.
 
     ## Version History
 
@@ -189,15 +202,12 @@ class SearchEnv(SceneRendering, gym.Env):
         size_penalty: float = 0.0,
         device: str = "cpu",
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        check_render_mode(render_mode, self.metadata)
         self.space = _resolve_space(space)
-        try:
-            size_penalty = float(size_penalty)
-        except (TypeError, ValueError):
-            size_penalty = math.nan
-        if not (math.isfinite(size_penalty) and size_penalty >= 0.0):
-            raise ValueError(f"size_penalty must be a finite number >= 0, got {size_penalty!r}")
+        size_penalty = check_float("size_penalty", size_penalty, 0.0)
+        check_storage("storage", storage)  # checked even when the backend given makes no use of it
+        if not isinstance(device, str):
+            raise ArgumentTypeError(f"device must be a str such as 'cpu', 'cuda' or 'auto', got {shown(device)}")
         self.render_mode = render_mode
         self.size_penalty = size_penalty
         self.backend = _resolve_backend(self.space, backend, storage, device)
@@ -247,12 +257,10 @@ class SearchEnv(SceneRendering, gym.Env):
     # ---- Gymnasium API -----------------------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        options = check_options(options, ("new_search",), "SearchEnv")
+        new_search = check_bool("options['new_search']", options.get("new_search", False))
         super().reset(seed=seed)
-        options = options or {}
-        unknown = set(options) - {"new_search"}
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; the only option is 'new_search'")
-        if seed is not None or options.get("new_search"):
+        if seed is not None or new_search:
             self.new_search()
         self._node = self._root
         if self.render_mode == "human":
@@ -311,14 +319,7 @@ class SearchEnv(SceneRendering, gym.Env):
     # ---- internals ---------------------------------------------------------------------------------------
 
     def _decode(self, action: Any) -> int:
-        if isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu":
-            action = int(action)
-        if not isinstance(action, (int, np.integer)) or isinstance(action, bool) or not 0 <= action < self._max_options:
-            raise InvalidAction(
-                f"action must be an integer in 0..{self._max_options - 1} (an option of the current decision), "
-                f"got {action!r}"
-            )
-        return int(action)
+        return check_discrete_action(self.action_space, action, " (an option of the current decision)")
 
     def _make_node(self, path: tuple[int, ...], config: Config) -> _Node:
         """The node of a partial configuration: its next decision, mask and observation features. Called once per
@@ -382,7 +383,7 @@ def _resolve_space(space: Any) -> SearchSpace:
         return space
     if isinstance(space, str):
         return get_space(space)
-    raise ValueError(f"space must be one of {', '.join(SPACES)} or a SearchSpace, got {space!r}")
+    raise ArgumentTypeError(f"space must be one of {', '.join(SPACES)} or a SearchSpace, got {shown(space)}")
 
 
 def _resolve_backend(space: SearchSpace, backend: Any, storage: str | Path | None, device: str) -> Backend:
@@ -391,7 +392,9 @@ def _resolve_backend(space: SearchSpace, backend: Any, storage: str | Path | Non
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)} or a Backend object")
         return make_backend(space, backend, storage=storage, device=device)
     if not callable(getattr(backend, "evaluate", None)) or not isinstance(getattr(backend, "space", None), SearchSpace):
-        raise ValueError(f"backend must be 'table', 'train' or an object with .space and .evaluate(), got {backend!r}")
+        raise ArgumentTypeError(
+            f"backend must be 'table', 'train' or an object with .space and .evaluate(), got {shown(backend)}"
+        )
     if backend.space.name != space.name:
         raise ValueError(f"the backend scores space {backend.space.name!r}, but the env searches {space.name!r}")
     return backend

@@ -18,9 +18,16 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
-from gymnasium.error import InvalidAction
 from torch import nn
 
+from envs.checks import (
+    check_box_action,
+    check_choice,
+    check_float,
+    check_options,
+    check_path,
+    check_render_mode,
+)
 from envs.rendering import SceneRendering
 from trends.compression.prune import NORMS, coupled_layers, prune_structured
 from trends.compression.zoo import DEFAULT_CACHE, ZOO, TrainedModel, load_trained
@@ -94,8 +101,9 @@ class PruningEnv(SceneRendering, gym.Env):
     ``Box(0, 1, (1,), float32)``: the preserve ratio of the current layer, mapped linearly into
     ``[min_preserve, 1]`` (0 keeps ``min_preserve`` of the channels, 1 keeps them all); a layer keeps
     ``max(1, round(ratio x channels))`` channels, as :func:`~trends.compression.prune.prune_structured` rounds.
-    Values outside [0, 1] are clipped, as Gymnasium's continuous-control envs clip; an action that is not one finite
-    number raises ``InvalidAction``.
+    Values outside [0, 1] are clipped, as Gymnasium's continuous-control envs clip; an action that is not an array
+    (or list) of one finite real number, of shape ``(1,)`` (a bool, a string, a complex number, NaN, a scalar)
+    raises ``InvalidAction``.
 
     The ratio is then lowered if needed so that the budget stays reachable (AMC's Algorithm 2): the env keeps the
     largest channel count for which the choices so far, this layer's, and the most the later layers can remove (all
@@ -175,6 +183,10 @@ class PruningEnv(SceneRendering, gym.Env):
     * ``norm``: ``"l1"`` or ``"l2"``, the channel ranking of the pruning.
     * ``cache_dir``: where the zoo's trained weights are cached (None: ``runs/compression``).
 
+    The env has no size argument to bound: its sizes are the network's. Every argument is checked at once: a wrong
+    type raises a ``TypeError`` (that is also a ``ValueError``), a bad value a ``ValueError``, naming it; ``reset``
+    takes no options.
+
     :func:`uniform_heuristic` gives the baseline policy: the same share kept in every layer, the largest the budget
     allows.
 
@@ -205,15 +217,13 @@ class PruningEnv(SceneRendering, gym.Env):
         norm: str = "l1",
         cache_dir: str | Path | None = None,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
-        if reward not in REWARDS:
-            raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {reward!r}")
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
-        preserve, min_preserve = _share(preserve, "preserve"), _share(min_preserve, "min_preserve")
+        check_render_mode(render_mode, self.metadata)
+        check_choice("target", target, TARGETS)
+        check_choice("reward", reward, REWARDS)
+        check_choice("norm", norm, NORMS)
+        preserve = check_float("preserve", preserve, 0.0, 1.0, low_open=True)
+        min_preserve = check_float("min_preserve", min_preserve, 0.0, 1.0, low_open=True)
+        cache_dir = check_path("cache_dir", cache_dir, DEFAULT_CACHE)
         self.render_mode = render_mode
         self.target, self.preserve, self.min_preserve = target, preserve, min_preserve
         self.reward_kind, self.norm = reward, norm
@@ -251,9 +261,8 @@ class PruningEnv(SceneRendering, gym.Env):
     # ---- Gymnasium API -----------------------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        check_options(options, (), "PruningEnv")
         super().reset(seed=seed)
-        if options:
-            raise ValueError(f"unknown reset option(s) {sorted(options)}; PruningEnv takes none")
         if seed is not None:
             self.history = []
         self._keeps = self._full.copy()
@@ -267,7 +276,8 @@ class PruningEnv(SceneRendering, gym.Env):
         if self._t is None or self._t >= len(self.groups):
             raise gym.error.ResetNeeded("call reset() before step(), and after the last layer")
         t, group = self._t, self.groups[self._t]
-        requested = self.min_preserve + (1.0 - self.min_preserve) * _decode(action)
+        share = check_box_action(self.action_space, action, "an array of one finite number (a share kept)", clip=True)
+        requested = self.min_preserve + (1.0 - self.min_preserve) * float(share[0])
         keep = self._largest_keep(t, _keep(requested, group.out_channels))
         self._keeps[t] = keep
         ratio = keep / group.out_channels
@@ -435,32 +445,10 @@ def _keep(ratio: float, channels: int) -> int:
     return max(1, math.floor(ratio * channels + 0.5))
 
 
-def _share(value: Any, name: str) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not 0.0 < value <= 1.0:
-        raise ValueError(f"{name} must be a share in (0, 1], got {value!r}")
-    return value
-
-
-def _decode(action: Any) -> float:
-    try:
-        value = np.asarray(action, dtype=np.float64)
-    except (TypeError, ValueError):
-        value = np.array([math.nan])
-    if value.size != 1 or not np.isfinite(value).all():
-        raise InvalidAction(f"action must be one finite number in [0, 1] (a preserve ratio), got {action!r}")
-    return float(np.clip(value.reshape(()), 0.0, 1.0))
-
-
-def _resolve_model(model: Any, cache_dir: str | Path | None) -> TrainedModel:
+def _resolve_model(model: Any, cache_dir: Path) -> TrainedModel:
     if isinstance(model, TrainedModel):
         return model
-    if isinstance(model, str) and model in ZOO:
-        return load_trained(model, Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE)
-    raise ValueError(f"model must be one of {', '.join(ZOO)} or a TrainedModel, got {model!r}")
+    return load_trained(check_choice("model", model, ZOO, "a TrainedModel"), cache_dir)
 
 
 @torch.no_grad()

@@ -15,9 +15,18 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.error import InvalidAction
 from torch import nn
 
+from envs.checks import (
+    check_bool,
+    check_box_action,
+    check_choice,
+    check_discrete_action,
+    check_float,
+    check_options,
+    check_path,
+    check_render_mode,
+)
 from envs.rendering import SceneRendering
 from trends.compression.distill import accuracy
 from trends.compression.quantize import MAX_BITS, MIN_BITS, fake_quantize, quantizable_layers
@@ -72,8 +81,8 @@ class QuantizationEnv(SceneRendering, gym.Env):
 
     ``Discrete(8)`` by default: action ``a`` gives the current layer ``a + 1`` bits. With ``continuous=True``,
     ``Box(0, 1, (1,), float32)`` as in HAQ's DDPG agent: ``a`` gives ``min(1 + floor(8 a), 8)`` bits, eight equal
-    intervals. An action outside the space (a float or a negative number for ``Discrete``, NaN or a value outside
-    [0, 1] for ``Box``, a wrong shape) raises ``InvalidAction``.
+    intervals. An action outside the space (a float, a bool or a negative number for ``Discrete``; NaN, a value
+    outside [0, 1], a bool, a string or a complex number for ``Box``; a wrong shape) raises ``InvalidAction``.
 
     ## Observation Space
 
@@ -148,7 +157,11 @@ class QuantizationEnv(SceneRendering, gym.Env):
       and appear in ``bits`` at 8. Off by default: ``digits-mlp`` would be left with one decision.
     * ``continuous``: a ``Box(0, 1)`` action (HAQ's) instead of ``Discrete(8)``.
     * ``reward_scale``: lambda in the reward (> 0).
-    * ``cache_dir``: where the zoo keeps its trained models (default ``runs/compression``).
+    * ``cache_dir``: where the zoo keeps its trained models (default and None: ``runs/compression``).
+
+    The env has no size argument to bound: its sizes are the network's. Every argument is checked at once: a wrong
+    type raises a ``TypeError`` (that is also a ``ValueError``; ``fix_first_last="x"`` is not taken for True), a bad
+    value a ``ValueError``, naming it. ``reset`` takes the one option ``new_search`` (a bool).
 
     ## Version History
 
@@ -174,21 +187,17 @@ class QuantizationEnv(SceneRendering, gym.Env):
         fix_first_last: bool = False,
         continuous: bool = False,
         reward_scale: float = REWARD_SCALE,
-        cache_dir: str | Path = DEFAULT_CACHE,
+        cache_dir: str | Path | None = DEFAULT_CACHE,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
-        if model not in ZOO:
-            raise ValueError(f"unknown model {model!r}; choose one of {', '.join(ZOO)}")
-        size_budget = _positive(size_budget, "size_budget")
-        if size_budget > 1.0:
-            raise ValueError(f"size_budget is a share of the float32 size, in (0, 1]; got {size_budget!r}")
-        self.reward_scale = _positive(reward_scale, "reward_scale")
+        check_render_mode(render_mode, self.metadata)
+        check_choice("model", model, ZOO)
+        size_budget = check_float("size_budget", size_budget, 0.0, 1.0, low_open=True)
+        self.reward_scale = check_float("reward_scale", reward_scale, 0.0, low_open=True)
         self.render_mode = render_mode
-        self.continuous = bool(continuous)
-        self.fix_first_last = bool(fix_first_last)
+        self.continuous = check_bool("continuous", continuous)
+        self.fix_first_last = check_bool("fix_first_last", fix_first_last)
 
-        trained = load_trained(model, Path(cache_dir))
+        trained = load_trained(model, check_path("cache_dir", cache_dir, DEFAULT_CACHE))
         self.model_name = model
         self.network: nn.Module = trained.model
         self.dataset = trained.dataset
@@ -253,12 +262,10 @@ class QuantizationEnv(SceneRendering, gym.Env):
     # ---- Gymnasium API -----------------------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        options = check_options(options, ("new_search",), "QuantizationEnv")
+        new_search = check_bool("options['new_search']", options.get("new_search", False))
         super().reset(seed=seed)
-        options = options or {}
-        unknown = set(options) - {"new_search"}
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; the only option is 'new_search'")
-        if seed is not None or options.get("new_search"):
+        if seed is not None or new_search:
             self.history = []
             self.last = None
         self._position = 0
@@ -336,15 +343,9 @@ class QuantizationEnv(SceneRendering, gym.Env):
 
     def _decode(self, action: Any) -> int:
         if self.continuous:
-            value = np.asarray(action, dtype=np.float64) if isinstance(action, (np.ndarray, list, tuple)) else None
-            if value is None or value.shape != (1,) or not (0.0 <= value[0] <= 1.0):  # NaN fails the comparison
-                raise InvalidAction(f"action must be an array of shape (1,) with a value in [0, 1], got {action!r}")
-            return min(MIN_BITS + math.floor(value[0] * MAX_BITS), MAX_BITS)
-        if isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu":
-            action = int(action)
-        if not isinstance(action, (int, np.integer)) or isinstance(action, bool) or not 0 <= action < MAX_BITS:
-            raise InvalidAction(f"action must be an integer in 0..{MAX_BITS - 1} (bits minus one), got {action!r}")
-        return int(action) + MIN_BITS
+            value = check_box_action(self.action_space, action, "an array of shape (1,) with a value in [0, 1]")[0]
+            return min(MIN_BITS + math.floor(value * MAX_BITS), MAX_BITS)
+        return check_discrete_action(self.action_space, action, " (bits minus one)") + MIN_BITS
 
     def _finish(self, info: dict[str, Any]) -> float:
         requested = tuple(self._bits)
@@ -376,16 +377,6 @@ class QuantizationEnv(SceneRendering, gym.Env):
         spent = self.size_bytes(decided)
         obs[9] = min(spent / self.budget_bytes, 1.0)
         return obs
-
-
-def _positive(value: Any, name: str) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not (math.isfinite(value) and value > 0.0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return value
 
 
 def _describe(name: str, module: nn.Module) -> Layer:

@@ -18,8 +18,17 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.error import InvalidAction
 
+from envs.checks import (
+    check_bool,
+    check_box_action,
+    check_choice,
+    check_discrete_action,
+    check_int,
+    check_options,
+    check_path,
+    check_render_mode,
+)
 from envs.rendering import SceneRendering
 from trends.ensemble.metrics import accuracy, disagreement, ensemble_proba, log_loss, member_accuracies
 from trends.ensemble.pool import MemberPool
@@ -28,6 +37,10 @@ REWARDS = ("accuracy", "log-loss")
 STARTS = ("empty", "best")
 POOLS = ("digits", "mnist1d")
 MAX_MEMBERS = 20  # additions per episode: Caruana's ensembles plateau after a few tens of additions
+# The bound of max_members, far beyond any use: 500 times the default, more additions than Caruana et al. made from
+# libraries of 2000 models; an addition is a weighted average of the pool's probabilities, so it is the time of an
+# episode, not memory, that grows with it.
+MAX_ADDITIONS = 10_000
 N_ENSEMBLE_FEATURES = 3  # accuracy, exp(-log-loss), share of the additions used
 
 
@@ -74,10 +87,12 @@ class EnsembleWeightingEnv(SceneRendering, gym.Env):
     * Discrete: ``Discrete(M + 1)``. Action ``m < M`` adds member ``m``; action ``M`` stops. ``action_masks()``
       (for sb3-contrib's MaskablePPO) allows every member always and the stop whenever the ensemble is not empty.
       An agent that ignores the mask may still stop an empty ensemble: the episode then ends with it (see
-      Rewards), so that PPO and DQN can act in the env too. An action outside ``0..M`` raises ``InvalidAction``.
+      Rewards), so that PPO and DQN can act in the env too. An integer (or a 0-d or one-element integer array) outside
+      ``0..M``, or anything else (a bool, a float, a string), raises ``InvalidAction``.
     * Continuous: ``Box(0, 1, (M,), float32)``, one raw weight per member, normalised to sum to 1; values outside
       [0, 1] are clipped, as Gymnasium's continuous-control envs clip, and an all-zero action means no preference:
-      the uniform average. An action that is not ``M`` finite numbers raises ``InvalidAction``.
+      the uniform average. An action that is not an array (or list) of ``M`` finite real numbers raises
+      ``InvalidAction``.
 
     ## Observation Space
 
@@ -144,10 +159,13 @@ class EnsembleWeightingEnv(SceneRendering, gym.Env):
     * ``pool``: ``"digits"`` or ``"mnist1d"`` (built by :func:`trends.ensemble.members.load_pool` and cached in
       ``cache_dir``), or a :class:`~trends.ensemble.pool.MemberPool`.
     * ``reward``: ``"accuracy"`` or ``"log-loss"``.
-    * ``max_members``: additions per episode, at least 1 (discrete only).
+    * ``max_members``: additions per episode, 1 to 10000 (``MAX_ADDITIONS``; discrete only).
     * ``start``: ``"empty"`` or ``"best"`` (discrete only).
     * ``continuous``: one Box step of weights instead of additions.
     * ``cache_dir``: where named pools are cached (None: the pool module's default, ``runs/ensemble/pools``).
+
+    Every argument is checked at once: a wrong type raises a ``TypeError`` (that is also a ``ValueError``), a bad
+    value a ``ValueError``, naming it; ``reset`` takes no options.
 
     :func:`greedy_action` gives the baseline policy: Caruana's greedy forward selection, stopping at its first
     plateau.
@@ -178,19 +196,15 @@ class EnsembleWeightingEnv(SceneRendering, gym.Env):
         continuous: bool = False,
         cache_dir: str | Path | None = None,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
-        if reward not in REWARDS:
-            raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {reward!r}")
-        if start not in STARTS:
-            raise ValueError(f"start must be one of {', '.join(STARTS)}, got {start!r}")
-        if isinstance(max_members, bool) or not isinstance(max_members, (int, np.integer)) or max_members < 1:
-            raise ValueError(f"max_members must be a whole number >= 1, got {max_members!r}")
-        if not isinstance(continuous, (bool, np.bool_)):
-            raise ValueError(f"continuous must be True or False, got {continuous!r}")
+        check_render_mode(render_mode, self.metadata)
+        check_choice("reward", reward, REWARDS)
+        check_choice("start", start, STARTS)
+        max_members = check_int("max_members", max_members, 1, MAX_ADDITIONS)
+        continuous = check_bool("continuous", continuous)
+        cache_dir = check_path("cache_dir", cache_dir)
         self.render_mode = render_mode
         self.pool = _resolve_pool(pool, cache_dir)
-        self.reward_kind, self.max_members, self.start, self.continuous = reward, int(max_members), start, continuous
+        self.reward_kind, self.max_members, self.start, self.continuous = reward, max_members, start, continuous
 
         m, c = self.pool.n_members, self.pool.n_classes
         self.empty = EnsembleScore(1.0 / c, math.log(c), None)
@@ -224,9 +238,8 @@ class EnsembleWeightingEnv(SceneRendering, gym.Env):
     # ---- Gymnasium API -----------------------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        check_options(options, (), "EnsembleWeightingEnv")
         super().reset(seed=seed)
-        if options:
-            raise ValueError(f"unknown reset option(s) {sorted(options)}; EnsembleWeightingEnv takes none")
         if seed is not None:
             self.history = []
         self._counts[:] = 0
@@ -333,22 +346,14 @@ class EnsembleWeightingEnv(SceneRendering, gym.Env):
 
     def _decode_member(self, action: Any) -> int | None:
         """The member an action adds, or None for the stop."""
-        if isinstance(action, np.ndarray) and action.shape in ((), (1,)) and action.dtype.kind in "iu":
-            action = int(action.reshape(()))
         n = self.pool.n_members
-        if not isinstance(action, (int, np.integer)) or isinstance(action, bool) or not 0 <= action <= n:
-            raise InvalidAction(f"action must be an integer in 0..{n} (a member, or {n} to stop), got {action!r}")
-        return None if action == n else int(action)
+        member = check_discrete_action(self.action_space, action, f" (a member, or {n} to stop)", one_element=True)
+        return None if member == n else member
 
     def _decode_weights(self, action: Any) -> np.ndarray:
         m = self.pool.n_members
-        try:
-            raw = np.asarray(action, dtype=np.float64)
-        except (TypeError, ValueError):
-            raw = np.full(0, np.nan)
-        if raw.shape != (m,) or not np.all(np.isfinite(raw)):
-            raise InvalidAction(f"action must be {m} finite weights in [0, 1] (one per member), got {action!r}")
-        raw = np.clip(raw, 0.0, 1.0)
+        wanted = f"{m} finite weights in [0, 1] (one per member)"
+        raw = check_box_action(self.action_space, action, wanted, clip=True)
         total = raw.sum()
         return raw / total if total > 0 else np.full(m, 1.0 / m)
 
@@ -400,14 +405,13 @@ class EnsembleWeightingEnv(SceneRendering, gym.Env):
         )
 
 
-def _resolve_pool(pool: Any, cache_dir: str | Path | None) -> MemberPool:
+def _resolve_pool(pool: Any, cache_dir: Path | None) -> MemberPool:
     if isinstance(pool, MemberPool):
         return pool
-    if not isinstance(pool, str) or pool not in POOLS:
-        raise ValueError(f"pool must be one of {', '.join(POOLS)} or a MemberPool, got {pool!r}")
+    check_choice("pool", pool, POOLS, "a MemberPool")
     from trends.ensemble.members import DEFAULT_CACHE, load_pool  # trains the pool on first use: imported late
 
-    return load_pool(pool, Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE)
+    return load_pool(pool, cache_dir if cache_dir is not None else DEFAULT_CACHE)
 
 
 def greedy_action(env: gym.Env) -> int:

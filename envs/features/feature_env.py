@@ -18,8 +18,16 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.error import InvalidAction
 
+from envs.checks import (
+    check_choice,
+    check_discrete_action,
+    check_float,
+    check_int,
+    check_options,
+    check_render_mode,
+    check_storage,
+)
 from envs.rendering import SceneRendering
 from trends.features.datasets import FEATURE_DATASETS, KNOWN_FEATURES, TabularData, load_tabular
 from trends.features.evaluation import MODELS, FeatureScorer
@@ -35,6 +43,14 @@ PAIR_OPERATIONS = BINARY + AGGREGATE
 SLOT_FEATURES = 7  # active, depth, relevance, importance, redundancy, skew, distinct values
 GLOBAL_FEATURES = 5  # features used, score, best score, gain over the start, budget left
 SKEW_SCALE = 3.0  # the observed skewness is tanh(skew / SKEW_SCALE)
+# Bounds of the sizes, far beyond any use. The action space grows as 4 S^2 with S slots and every step walks all of
+# it for the mask: 64 slots (twice the widest dataset, breast_cancer's 30 features) make 16,707 actions and a few ms
+# a step, where 1000 slots made 4 million and 1.5 GB. An episode step scores a feature set (0.3 s to tens of
+# seconds), so 1000 transformations an episode is hours. More than 20 folds leave too few rows per fold of the
+# smallest dataset (wine, 178 rows) to score a fold.
+MAX_SLOTS = 64
+MAX_BUDGET = 1000
+MAX_FOLDS = 20
 
 
 @dataclass(frozen=True)
@@ -96,7 +112,7 @@ class FeatureEngineeringEnv(SceneRendering, gym.Env):
     A masked action is not an error (gymnasium's ``check_env`` and agents without masks send them): it is mapped
     deterministically to ``allowed[action % len(allowed)]`` (``allowed``: the allowed actions in order) and the
     step's ``info["invalid_action"]`` is True, as in the architecture-search env. Anything that is not an integer
-    of the action space raises ``InvalidAction``.
+    of the action space (or a 0-d or one-element integer array) raises ``InvalidAction``.
 
     ## Observation Space
 
@@ -156,10 +172,14 @@ class FeatureEngineeringEnv(SceneRendering, gym.Env):
     ```
 
     * ``dataset``: one of ``synthetic``, ``breast_cancer``, ``wine``, ``diabetes``, or a ``TabularData``.
-    * ``model``: ``"linear"`` or ``"gbm"``; ``folds``: cross-validation folds (>= 2).
-    * ``max_features``: feature slots S (>= 2); ``budget``: non-stop steps per episode (>= 1).
-    * ``feature_cost``: score points charged per feature added (>= 0).
+    * ``model``: ``"linear"`` or ``"gbm"``; ``folds``: cross-validation folds, 2 to 20 (``MAX_FOLDS``).
+    * ``max_features``: feature slots S, 2 to 64 (``MAX_SLOTS``: the action space grows as 4 S^2, 16,707 actions
+      at 64); ``budget``: non-stop steps per episode, 1 to 1000 (``MAX_BUDGET``).
+    * ``feature_cost``: score points charged per feature added (a finite number >= 0).
     * ``storage``: where scores persist (a SQLAlchemy URL or a ``pathlib.Path`` of a SQLite file; None: memory).
+
+    Every argument is checked at once, before anything is built: a wrong type raises a ``TypeError`` (that is
+    also a ``ValueError``), a bad value a ``ValueError``, naming it; ``reset`` takes no options.
 
     :func:`greedy_action` is the one-step-lookahead baseline policy.
 
@@ -190,23 +210,17 @@ class FeatureEngineeringEnv(SceneRendering, gym.Env):
         folds: int = 5,
         storage: str | Path | None = None,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
-        if model not in MODELS:
-            raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
-        _check_whole("max_features", max_features, 2)
-        _check_whole("budget", budget, 1)
-        _check_whole("folds", folds, 2)
-        try:
-            feature_cost = float(feature_cost)
-        except (TypeError, ValueError):
-            feature_cost = math.nan
-        if not (math.isfinite(feature_cost) and feature_cost >= 0.0):
-            raise ValueError(f"feature_cost must be a finite number >= 0, got {feature_cost!r}")
+        check_render_mode(render_mode, self.metadata)
+        check_choice("model", model, MODELS)
+        max_features = check_int("max_features", max_features, 2, MAX_SLOTS)
+        budget = check_int("budget", budget, 1, MAX_BUDGET)
+        folds = check_int("folds", folds, 2, MAX_FOLDS)
+        feature_cost = check_float("feature_cost", feature_cost, 0.0)
+        check_storage("storage", storage)
         self.render_mode = render_mode
         self.data = _resolve_dataset(dataset)
-        self.scorer = FeatureScorer(self.data, model, int(folds), storage=storage)
-        self.model, self.max_features, self.budget = model, int(max_features), int(budget)
+        self.scorer = FeatureScorer(self.data, model, folds, storage=storage)
+        self.model, self.max_features, self.budget = model, max_features, budget
         self.feature_cost = feature_cost
 
         self.actions = _action_table(self.max_features)
@@ -272,9 +286,8 @@ class FeatureEngineeringEnv(SceneRendering, gym.Env):
     # ---- Gymnasium API -----------------------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        check_options(options, (), "FeatureEngineeringEnv")
         super().reset(seed=seed)
-        if options:
-            raise ValueError(f"unknown reset option(s) {sorted(options)}; FeatureEngineeringEnv takes none")
         if seed is not None:
             self.history = []
         self._slots = [*self.start, *[None] * (self.max_features - len(self.start))]
@@ -364,12 +377,7 @@ class FeatureEngineeringEnv(SceneRendering, gym.Env):
     # ---- internals ---------------------------------------------------------------------------------------
 
     def _decode(self, action: Any) -> int:
-        if isinstance(action, np.ndarray) and action.shape in ((), (1,)) and action.dtype.kind in "iu":
-            action = int(action.reshape(()))
-        n = len(self.actions)
-        if not isinstance(action, (int, np.integer)) or isinstance(action, bool) or not 0 <= action < n:
-            raise InvalidAction(f"action must be an integer in 0..{n - 1} (see action_index()), got {action!r}")
-        return int(action)
+        return check_discrete_action(self.action_space, action, " (see action_index())", one_element=True)
 
     def _free_slot(self) -> int | None:
         return next((k for k, e in enumerate(self._slots) if e is None), None)
@@ -517,17 +525,10 @@ def _action_table(slots: int) -> tuple[Action, ...]:
     return tuple(actions)
 
 
-def _check_whole(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
-
-
 def _resolve_dataset(dataset: Any) -> TabularData:
     if isinstance(dataset, TabularData):
         return dataset
-    if isinstance(dataset, str) and dataset in FEATURE_DATASETS:
-        return load_tabular(dataset)
-    raise ValueError(f"dataset must be one of {', '.join(FEATURE_DATASETS)} or a TabularData, got {dataset!r}")
+    return load_tabular(check_choice("dataset", dataset, FEATURE_DATASETS, "a TabularData"))
 
 
 def greedy_action(env: gym.Env) -> int:

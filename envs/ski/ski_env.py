@@ -8,11 +8,19 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.error import InvalidAction
 
+from envs.checks import (
+    check_bool,
+    check_box_action,
+    check_choice,
+    check_discrete_action,
+    check_int,
+    check_options,
+    check_render_mode,
+)
 from envs.rendering import FrameStack
 from envs.ski import physics
-from envs.ski.course import Course, generate_course, get_slope
+from envs.ski.course import SLOPES, Course, generate_course, get_slope
 from envs.ski.physics import (
     DT,
     OBS_HIGH,
@@ -53,6 +61,10 @@ def skier_action_masks(down: np.ndarray) -> np.ndarray:
 TRAIL_LENGTH = 600  # positions of ski tracks kept for drawing
 PIXEL_SIZE = 84  # side of the square image of obs_type="pixels"
 MAX_TIME = 100.0  # s of skiing an episode lasts at most, whatever the frame skip (TimeLimit: 1000 steps of DT)
+# Bounds of the size arguments, far beyond any use (ALE's frame skip is 4 and Atari agents stack 4 frames):
+MAX_FRAME_SKIP = round(MAX_TIME / DT)  # 1000: a larger skip would make every step the whole episode
+MAX_FRAME_STACK = 64  # 84 x 84 x 192 uint8, 1.3 MB an observation: 6.4 s of frames 0.1 s apart
+RESET_OPTIONS = ("course_seed",)
 
 
 class SkiEnv(gym.Env):
@@ -85,7 +97,10 @@ class SkiEnv(gym.Env):
 
     ``Box(-1, 1, (2,))`` (``SkiContinuous-v0``, ``continuous=True``): ``[turn, brake]``; turn rate is
     ``turn * 1.4`` rad/s (negative to the left), the snowplough is ``(brake + 1) / 2`` of full.
-    An action outside the space (out of range, NaN, wrong shape or type) raises ``InvalidAction``.
+    A Box action is any array of 2 real numbers, whatever its dtype (``np.array([1, 0])`` too), or a list or tuple
+    of them, as ``Box.contains`` casts lists. An action outside the space (out of range, NaN, a bool, a string, a
+    complex number, a wrong shape; for ``Discrete`` anything but an integer or a 0-d integer array) raises
+    ``InvalidAction``.
     ``action_masks()`` gives sb3-contrib's MaskablePPO the Discrete actions that matter: all of them while the
     skier is up, only "glide" while lying in the snow.
 
@@ -151,21 +166,27 @@ class SkiEnv(gym.Env):
     envs_ = gym.make_vec("trendgym/Ski-v0", num_envs=64, vectorization_mode="vector_entry_point")
     ```
 
+    Every argument is checked for type and range at once: a wrong type raises a ``TypeError`` (that is also a
+    ``ValueError``), a value out of range a ``ValueError``, naming the argument (``continuous="False"`` is refused,
+    not taken for True).
+
     * ``slope``: ``"green"`` (12 deg, 8 wide gates, few trees), ``"blue"`` (18 deg, 12 gates) or ``"black"``
       (25 deg, 16 narrow gates, many trees).
     * ``course_seed``: fix one course for every episode; ``None`` (default) draws a new course at each
       reset from the reset seed, so an agent trains on many courses and is evaluated on unseen ones.
-      ``reset(options={"course_seed": k})`` picks a course for one episode.
+      ``reset(options={"course_seed": k})`` picks a course for one episode (a non-negative integer or None; any
+      other option is refused).
     * ``obs_type``: ``"vector"`` or ``"pixels"``.
-    * ``continuous``: Box actions instead of Discrete (what ``SkiContinuous-v0`` sets).
+    * ``continuous``: Box actions instead of Discrete (what ``SkiContinuous-v0`` sets); a bool.
     * ``frame_skip``: physics steps per env step (ALE's ``frameskip``): the action repeats, the rewards add up
       and only the last state is observed (and, for pixels, rendered). Pixel agents use 4: a decision every
       0.4 s still skis every green course cleanly (the heuristic skier does), and an episode needs a quarter of
-      the decisions and renders. The native vector env takes no frame skip.
+      the decisions and renders. At most 1000 (``MAX_FRAME_SKIP``, 100 s of skiing: one step would be the whole
+      episode). The native vector env takes no frame skip.
     * ``frame_stack``: with ``obs_type="pixels"``, the last ``k`` frames side by side along the channels, newest
       last: ``Box(0, 255, (84, 84, 3 * k), uint8)``; at reset the first frame fills every slot. One frame shows
       where the gates are but not how fast the skier goes; two show both. Pixel agents use 2 (with a frame skip
-      of 4, the frames are 0.4 s apart).
+      of 4, the frames are 0.4 s apart). At most 64 (``MAX_FRAME_STACK``, 1.3 MB an observation).
 
     ## Version History
 
@@ -190,15 +211,13 @@ class SkiEnv(gym.Env):
         frame_skip: int = 1,
         frame_stack: int = 1,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
-        if obs_type not in ("vector", "pixels"):
-            raise ValueError(f"obs_type must be 'vector' or 'pixels', got {obs_type!r}")
-        if course_seed is not None and (not isinstance(course_seed, (int, np.integer)) or course_seed < 0):
-            raise ValueError(f"course_seed must be a non-negative integer or None, got {course_seed!r}")
-        if not isinstance(frame_skip, (int, np.integer)) or isinstance(frame_skip, bool) or frame_skip < 1:
-            raise ValueError(f"frame_skip must be a positive integer, got {frame_skip!r}")
-        self.frame_skip = int(frame_skip)
+        check_render_mode(render_mode, self.metadata)
+        check_choice("slope", slope, SLOPES)
+        check_choice("obs_type", obs_type, ("vector", "pixels"))
+        course_seed = check_int("course_seed", course_seed, 0, or_none=True)
+        continuous = check_bool("continuous", continuous)
+        self.frame_skip = check_int("frame_skip", frame_skip, 1, MAX_FRAME_SKIP)
+        frame_stack = check_int("frame_stack", frame_stack, 1, MAX_FRAME_STACK)
         if frame_stack != 1 and obs_type != "pixels":
             raise ValueError(f"frame_stack stacks pixel frames; it needs obs_type='pixels', got {obs_type!r}")
         self._frames = FrameStack(frame_stack)
@@ -232,10 +251,12 @@ class SkiEnv(gym.Env):
         self._pixel_renderer: Any = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        options = check_options(options, RESET_OPTIONS, "SkiEnv")  # before the reseed: a refused reset changes nothing
+        course_seed = check_int("options['course_seed']", options.get("course_seed"), 0, or_none=True)
         super().reset(seed=seed)
         course = self._fixed_course
-        if options and options.get("course_seed") is not None:
-            course = generate_course(np.random.default_rng(int(options["course_seed"])), self.slope)
+        if course_seed is not None:
+            course = generate_course(np.random.default_rng(course_seed), self.slope)
         self.course, x, heading = draw_episode(self.np_random, self.slope, course)
         self._tables = CourseTables(*(table.tolist() for table in padded_tables(self.course)))
         self._state = starting_state(x, heading)
@@ -272,19 +293,9 @@ class SkiEnv(gym.Env):
     def _decode(self, action: Any) -> tuple[float, float]:
         """Turn an action into (turn, brake), refusing anything outside the action space."""
         if self.continuous:
-            try:
-                a = action if isinstance(action, np.ndarray) else np.asarray(action, dtype=np.float64)
-                valid = a.shape == (2,) and a.dtype.kind == "f" and bool(np.all((a >= -1.0) & (a <= 1.0)))
-            except (TypeError, ValueError):
-                valid = False
-            if not valid:  # NaN fails the range comparison too
-                raise InvalidAction(f"action must be 2 numbers [turn, brake] in [-1, 1], got {action!r}")
-            return float(a[0]), (float(a[1]) + 1.0) / 2.0
-        if isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu":
-            action = int(action)
-        if not isinstance(action, (int, np.integer)) or isinstance(action, bool) or not 0 <= action < 6:
-            raise InvalidAction(f"action must be an integer in 0..5 ({', '.join(ACTION_NAMES)}), got {action!r}")
-        return DISCRETE_ACTIONS[action]
+            turn, brake = check_box_action(self.action_space, action, "2 numbers [turn, brake] in [-1, 1]")
+            return float(turn), (float(brake) + 1.0) / 2.0
+        return DISCRETE_ACTIONS[check_discrete_action(self.action_space, action, f" ({', '.join(ACTION_NAMES)})")]
 
     def _observation(self, new_episode: bool = False) -> np.ndarray:
         if self.obs_type == "pixels":

@@ -8,12 +8,20 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.error import InvalidAction
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.ski.course import course_draws, generate_course, get_slope, make_courses
+from envs.checks import (
+    check_bool,
+    check_box_action,
+    check_choice,
+    check_int,
+    check_multi_discrete_actions,
+    check_options,
+    shown,
+)
+from envs.ski.course import SLOPES, course_draws, generate_course, get_slope, make_courses
 from envs.ski.physics import (
     DT,
     OBS_HIGH,
@@ -35,6 +43,10 @@ from envs.ski.ski_env import DISCRETE_ACTIONS, skier_action_masks
 _STATE_FIELDS = tuple(field.name for field in fields(SkierState))
 _TURN = np.array([turn for turn, _ in DISCRETE_ACTIONS])
 _BRAKE = np.array([brake for _, brake in DISCRETE_ACTIONS])
+# Bounds of the sizes, far beyond any use: SB3 and the benchmarks run up to a few thousand skiers; a skier takes about
+# 6.5 kB (its course tables, state and the next course drawn ahead), 440 MB at the bound.
+MAX_NUM_ENVS = 2**16
+MAX_EPISODE_STEPS = 10**6  # 1000 times the registered TimeLimit: 28 hours of skiing
 INFO_KEYS = ("gates_passed", "gates_missed", "falls", "tree_hits", "time", "speed", "finished", "clean")
 
 
@@ -47,6 +59,11 @@ class SkiVectorEnv(VectorEnv):
     as Gymnasium's ``SyncVectorEnv`` would, at a fraction of the cost per step. A finished skier starts its
     next episode on the next step; :meth:`reset_rows` starts it at once, for clients such as
     Stable-Baselines3 that reset in the same step.
+
+    Arguments are checked as :class:`~envs.ski.ski_env.SkiEnv` checks its own; ``num_envs`` is at most 65536
+    (``MAX_NUM_ENVS``, about 440 MB) and ``max_episode_steps`` at most 10**6. ``reset`` takes no options (a fixed
+    course is the ``course_seed`` argument); an action batch that is not ``num_envs`` actions of the single space
+    raises ``InvalidAction``.
     """
 
     metadata = {"render_modes": [], "render_fps": round(1 / DT), "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -61,17 +78,22 @@ class SkiVectorEnv(VectorEnv):
         continuous: bool = False,
         render_mode: str | None = None,
     ) -> None:
-        if obs_type != "vector":
-            raise ValueError("the native vector env serves obs_type='vector'; use vectorization_mode='sync' for pixels")
+        if not isinstance(obs_type, str) or obs_type != "vector":
+            raise ValueError(
+                f"obs_type must be 'vector' in the native vector env, got {shown(obs_type)}; use "
+                "vectorization_mode='sync' for pixels"
+            )
         if render_mode is not None:
-            raise ValueError("the native vector env does not render; render a single env (SkiEnv) instead")
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
-        self.num_envs = num_envs
-        self.max_episode_steps = max_episode_steps
+            raise ValueError(
+                f"render_mode must be None: the native vector env does not render, got {shown(render_mode)}; render "
+                "a single env (SkiEnv) instead"
+            )
+        self.num_envs = check_int("num_envs", num_envs, 1, MAX_NUM_ENVS)
+        self.max_episode_steps = check_int("max_episode_steps", max_episode_steps, 1, MAX_EPISODE_STEPS)
+        course_seed = check_int("course_seed", course_seed, 0, or_none=True)
         self.render_mode = render_mode
-        self.slope = get_slope(slope)
-        self.continuous = continuous
+        self.slope = get_slope(check_choice("slope", slope, SLOPES))
+        self.continuous = continuous = check_bool("continuous", continuous)
         self._constants = SlopeConstants.of(self.slope)
         self._ops = BatchOps(num_envs)
         self._fixed_course = (
@@ -102,6 +124,11 @@ class SkiVectorEnv(VectorEnv):
         self._prev_done = np.zeros(num_envs, dtype=bool)
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
+        check_options(options, (), "the native vector env (pass course_seed to gym.make_vec for a fixed course)")
+        # A Python int, as gymnasium's seeding takes (it refuses numpy's), for all the skiers or one per skier.
+        if not (seed is None or isinstance(seed, (int, list, tuple))):
+            wanted = "a Python int, a list of one int or None per env, or None"
+            raise gym.error.Error(f"seed must be {wanted}, got {shown(seed)}")
         super().reset(seed=seed if isinstance(seed, int) else None)
         if isinstance(seed, int):
             seeds: list[int | None] = [seed + i for i in range(self.num_envs)]
@@ -204,14 +231,11 @@ class SkiVectorEnv(VectorEnv):
         return obs, rewards, terminated, truncated, self._info(terminated)
 
     def _decode(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
-        a = np.asarray(actions)
-        n = self.num_envs
         if self.continuous:
-            if a.shape != (n, 2) or not np.all((a >= -1.0) & (a <= 1.0)):
-                raise InvalidAction(f"actions must have shape ({n}, 2) with values in [-1, 1], got shape {a.shape}")
-            return a[:, 0].astype(np.float64), (a[:, 1].astype(np.float64) + 1.0) / 2.0
-        if a.shape != (n,) or a.dtype.kind not in "iu" or a.min() < 0 or a.max() >= len(DISCRETE_ACTIONS):
-            raise InvalidAction(f"actions must be {n} integers in 0..{len(DISCRETE_ACTIONS) - 1}, got {actions!r}")
+            wanted = f"an array ({self.num_envs}, 2) of [turn, brake] in [-1, 1]"
+            a = check_box_action(self.action_space, actions, wanted)
+            return a[:, 0], (a[:, 1] + 1.0) / 2.0
+        a = check_multi_discrete_actions(self.action_space, actions)
         return _TURN[a], _BRAKE[a]
 
     def action_masks(self) -> np.ndarray:
