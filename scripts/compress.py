@@ -32,6 +32,7 @@ import torch
 from agents.cli import (
     HelpFormatter,
     examples_of,
+    output_dir,
     positive_float,
     positive_int,
     run_subcommand,
@@ -47,7 +48,7 @@ DEFAULT_OUT = Path("runs") / "compression" / "reports"
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the search, the agent or the student")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
+    parser.add_argument("--out", type=output_dir, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
     parser.add_argument("--repeats", type=positive_int, default=30, help="timed forward calls per latency figure")
 
 
@@ -71,7 +72,7 @@ def _add_prune(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--algo", choices=ALGOS, default="td3", help="the RL algorithm of --method rl")
     parser.add_argument("--episodes", type=positive_int, help="pruned networks tried by the search (default: its own)")
     parser.add_argument("--fine-tune-epochs", type=int, default=None, help="epochs of fine-tuning after pruning")
-    parser.add_argument("--tensorboard-log", type=Path, help="write the search's episodes to TensorBoard here")
+    parser.add_argument("--tensorboard-log", type=output_dir, help="write the search's episodes to TensorBoard here")
     _common(parser)
     parser.set_defaults(handler=_run_prune)
 
@@ -98,7 +99,7 @@ def _add_quantize(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--size-budget", type=share, default=0.1, help="weight bytes allowed, share of float32 (rl)")
     parser.add_argument("--episodes", type=positive_int, help="bit-width choices the search tries (rl)")
     parser.add_argument("--eval-episodes", type=positive_int, default=50, help="unseen episodes to score an agent")
-    parser.add_argument("--tensorboard-log", type=Path, help="write the search's episodes to TensorBoard here")
+    parser.add_argument("--tensorboard-log", type=output_dir, help="write the search's episodes to TensorBoard here")
     parser.add_argument("--export", choices=["onnx"], help="also export the quantized policy (--run)")
     parser.set_defaults(handler=_run_quantize, policy_formats=POLICY_FORMATS)
     _common(parser)

@@ -26,14 +26,13 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import torch
 
-from agents.cli import OneLineParser, positive_int, run_guarded
+from agents.cli import OneLineParser, non_negative_int, output_file, positive_int, run_guarded
 from agents.ensemble.policies import (
     EnsembleError,
     PolicyEnsemble,
@@ -79,8 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--episodes", type=positive_int, default=DEFAULT_EPISODES, help="courses to ski (default: %(default)s)"
     )
-    parser.add_argument("--seeds", type=int, nargs="+", help=f"course seeds (default: {TEST_SEED}, {TEST_SEED}+1, ...)")
-    parser.add_argument("--json", type=Path, metavar="OUT.json", help="also write every result to this file")
+    parser.add_argument(
+        "--seeds", type=non_negative_int, nargs="+", help=f"course seeds (default: {TEST_SEED}, {TEST_SEED}+1, ...)"
+    )
+    parser.add_argument("--json", type=output_file, metavar="OUT.json", help="also write every result to this file")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the most likely one")
     parser.add_argument("--slope", choices=list(SLOPES), help="ski a different slope than the run trained on")
     parser.add_argument(

@@ -38,6 +38,8 @@ from agents.cli import (
     HelpFormatter,
     examples_of,
     non_negative_int,
+    output_dir,
+    output_file,
     positive_float,
     positive_int,
     run_subcommand,
@@ -81,9 +83,9 @@ def _add_modes(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter,
     )
     _add_gan_arguments(parser)
-    parser.add_argument("--tensorboard-log", type=Path, help="write losses, accuracies and scatter plots here")
-    parser.add_argument("--plot", type=Path, help="also save the final samples' scatter plot as this PNG")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the table and snapshots")
+    parser.add_argument("--tensorboard-log", type=output_dir, help="write losses, accuracies and scatter plots here")
+    parser.add_argument("--plot", type=output_file, help="also save the final samples' scatter plot as this PNG")
+    parser.add_argument("--out", type=output_dir, default=DEFAULT_OUT, help="directory for the table and snapshots")
     parser.set_defaults(handler=_run_modes)
 
 
@@ -104,8 +106,8 @@ def _add_augment(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2], help="one trial per seed")
     parser.add_argument("--steps", type=positive_int, default=ConditionalGanConfig().steps, help="cGAN steps")
-    parser.add_argument("--tensorboard-log", type=Path, help="write each cGAN's losses and digit grids here")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
+    parser.add_argument("--tensorboard-log", type=output_dir, help="write each cGAN's losses and digit grids here")
+    parser.add_argument("--out", type=output_dir, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
     parser.set_defaults(handler=_run_augment)
 
 
@@ -120,7 +122,7 @@ def _add_watch(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--snapshots", type=Path, help="an .npz file `modes` wrote (default: train now)")
     _add_gan_arguments(parser)
-    parser.add_argument("--record", type=Path, help="write a GIF here instead of opening a window")
+    parser.add_argument("--record", type=output_file, help="write a GIF here instead of opening a window")
     parser.add_argument("--fps", type=positive_float, default=10.0, help="snapshots a second")
     parser.add_argument(
         "--seconds", type=positive_float, help="close the window this long after it opens (default: when you close it)"
@@ -277,7 +279,7 @@ def _add_gail(subparsers: argparse._SubParsersAction) -> None:
         default=Path("runs"),
         help="root of the run folders, as train.py's: the GAIL run goes to <root>/gail/<Env>_<n>",
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
+    parser.add_argument("--out", type=output_dir, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
     parser.set_defaults(handler=_run_gail)
 
 

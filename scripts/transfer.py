@@ -117,7 +117,7 @@ def _add_curriculum(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS), help="starts")
     parser.add_argument("--budget", type=positive_int, default=defaults.budget, help="steps per run at most")
     parser.add_argument("--target", type=share, default=defaults.target, help="clean-run rate that counts")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0], help="training seeds")
     parser.add_argument("--out", type=output_dir, default=DEFAULT_OUT, help="directory for the markdown and CSV tables")
     parser.set_defaults(handler=_run_curriculum)
 

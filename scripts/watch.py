@@ -36,7 +36,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import torch
 
-from agents.cli import OneLineParser, positive_float, positive_int, run_guarded
+from agents.cli import OneLineParser, non_negative_int, positive_float, positive_int, run_guarded
 from agents.ensemble.policies import (
     EnsembleError,
     PolicyEnsemble,
@@ -96,7 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--record", type=video_path, metavar="OUT.gif|OUT.mp4", help="write a video, no window")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the most likely one")
     parser.add_argument(
-        "--seed", type=int, default=TEST_SEED, help="course seed of the first episode, then +1 (default: %(default)s)"
+        "--seed",
+        type=non_negative_int,
+        default=TEST_SEED,
+        help="course seed of the first episode, then +1 (default: %(default)s)",
     )
     parser.add_argument("--fps", type=positive_float, help="frames a second (default: the env's render_fps)")
     parser.add_argument("--frame-skip", type=positive_int, default=1, help="record every k-th frame (default: 1)")
