@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 
-.PHONY: run test lint bench clean postgres-server
+.PHONY: run test test-all lint bench clean postgres-server
 
 $(VENV)/.base: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: $(VENV)/.dev postgres-server
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy $(BIN)/pytest
+
+# The default suite and the tests marked slow (long learning runs, pools of members trained from nothing).
+test-all: $(VENV)/.dev postgres-server
+	SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy $(BIN)/pytest -m "not bench"
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check --fix .

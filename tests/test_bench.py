@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import load_script, run_main
 
 from agents.benchmarks.report import update_readme_section, write_atomic
 from agents.benchmarks.ski_speed import (
@@ -129,22 +130,19 @@ def test_config_refuses_nonsense(bad: dict) -> None:
         SkiSpeedConfig(**bad)
 
 
-def _bench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True, timeout=60)
-
-
-def test_cli_help_exits_0() -> None:
-    for args in (["--help"], ["ski", "--help"]):
-        done = _bench(*args)
-        assert done.returncode == 0 and "examples:" in done.stdout
+def test_cli_help_exits_0(capsys) -> None:
+    done = subprocess.run([sys.executable, str(BENCH), "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "examples:" in done.stdout  # the program itself; the rest in-process
+    code, out, _ = run_main(load_script("bench"), ["ski", "--help"], capsys)
+    assert code == 0 and "examples:" in out
 
 
 @pytest.mark.parametrize("args", [["nope"], ["ski", "--steps", "0"], ["ski", "--repeats", "x"], []])
-def test_cli_bad_arguments_exit_2_with_one_line(args: list[str]) -> None:
-    done = _bench(*args)
-    assert done.returncode == 2
-    assert "Traceback" not in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1 and "error:" in done.stderr
+def test_cli_bad_arguments_exit_2_with_one_line(args: list[str], capsys) -> None:
+    code, _, err = run_main(load_script("bench"), args, capsys)
+    assert code == 2
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "error:" in err
 
 
 def test_ski_baselines_benchmark_reports_every_slope_policy_and_action_space(tmp_path):

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import load_script, run_main
 
 from agents.benchmarks import learning
 from agents.benchmarks.learning import (
@@ -144,16 +144,13 @@ def test_readme_section_is_replaced(tiny_result: LearningResult, tmp_path: Path)
     assert written["markdown"].read_text().startswith("# Learning")
 
 
-def _bench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True, timeout=60)
-
-
-def test_cli_help_and_bad_arguments() -> None:
-    done = _bench("learning", "--help")
-    assert done.returncode == 0 and "examples:" in done.stdout and "--eval-every" in done.stdout
+def test_cli_help_and_bad_arguments(capsys) -> None:
+    bench = load_script("bench")
+    code, out, _ = run_main(bench, ["learning", "--help"], capsys)
+    assert code == 0 and "examples:" in out and "--eval-every" in out
     for bad in (["--seeds", "500"], ["--tasks", "red"], ["--eval-episodes", "0"]):
-        done = _bench("learning", *bad)
-        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        code, _, err = run_main(bench, ["learning", *bad], capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
 
 
 def test_cli_runs_and_writes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

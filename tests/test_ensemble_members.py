@@ -90,6 +90,7 @@ def test_member_names_must_be_unique(tmp_path):
         load_pool("digits", tmp_path, members=(FAST[0], FAST[0]))
 
 
+@pytest.mark.slow  # builds the digits pool of members: about 40 s without its cache
 def test_on_digits_ensembles_match_or_beat_the_best_single_member(digits_pool):
     """Measured: best single member (svm-rbf) 0.979 validation / 0.978 test; Caruana selection 0.990 / 0.978;
     stacking 0.972 cross-validated / 0.981; the uniform average 0.976 / 0.975 (weak members pull it down).

@@ -10,6 +10,7 @@ from helpers import assert_one_line_error, load_script, run_main
 ensemble = load_script("ensemble")
 
 
+@pytest.mark.slow  # builds the digits pool of members: about 40 s without its cache
 def test_members_build_lists_the_pool_best_first(pool_cache, digits_pool, tmp_path, capsys):
     code, out, err = run_main(ensemble, ["members", "build", "--dataset", "digits", "--cache-dir", str(pool_cache),
                                          "--out", str(tmp_path)], capsys)  # fmt: skip
@@ -21,6 +22,7 @@ def test_members_build_lists_the_pool_best_first(pool_cache, digits_pool, tmp_pa
     assert accuracies == sorted(accuracies, reverse=True)
 
 
+@pytest.mark.slow  # builds the digits pool of members: about 40 s without its cache
 def test_combine_compares_every_method_with_the_best_single_member(pool_cache, digits_pool, tmp_path, capsys):
     argv = ["combine", "--dataset", "digits", "--method", "average", "caruana", "stacking"]
     code, out, err = run_main(ensemble, [*argv, "--cache-dir", str(pool_cache), "--out", str(tmp_path)], capsys)
