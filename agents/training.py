@@ -460,16 +460,26 @@ def steps_per_collection(model: BaseAlgorithm) -> tuple[int, str]:
     return n_envs, f"{n_envs} envs"
 
 
+def trained_total(model: BaseAlgorithm, asked: int) -> int:
+    """The step count ``learn`` ends at when asked for ``asked`` in all: the budget rounded up to whole collections
+    (:func:`steps_per_collection`). Training is asked for exactly this, so the progress bar ends at 100% and a
+    linear schedule reaches its end at the last update, rather than 3,002,368 steps of a bar of 3,000,000."""
+    start = model.num_timesteps
+    if asked <= start:
+        return start
+    per_collection, _ = steps_per_collection(model)
+    return start + -(-(asked - start) // per_collection) * per_collection
+
+
 def budget_notes(model: BaseAlgorithm, asked: int, resume_from: Path | None) -> list[str]:
     """What the training is about to do with the budget, said before it starts: where a resumed run goes on
     from, a budget that the collections round up, and an off-policy budget that ends before learning starts."""
     name, start = type(model).__name__, model.num_timesteps
     notes = [f"resuming from {resume_from} at step {start:,}; training on to {asked:,}"] if resume_from else []
     per_collection, why = steps_per_collection(model)
-    remaining = asked - start
-    if remaining <= 0:
+    if asked <= start:
         return [*notes, f"the run is already at step {start:,} of {asked:,}: nothing left to train"]
-    total = start + -(-remaining // per_collection) * per_collection
+    total = trained_total(model, asked)
     if total != asked:
         notes.append(f"{name} collects {per_collection:,} steps at a time ({why}): {asked:,} steps become {total:,}")
     learning_starts = getattr(model, "learning_starts", 0)
@@ -527,7 +537,7 @@ def train(config: TrainConfig) -> TrainResult:
         formats = ["tensorboard"] + (["stdout"] if config.verbose >= 2 else [])
         model.set_logger(configure(str(plan.run_dir), formats))
         callbacks = _callbacks(plan, config, plan.settings.n_envs, eval_env)
-        remaining = plan.settings.n_timesteps - model.num_timesteps
+        remaining = trained_total(model, plan.settings.n_timesteps) - model.num_timesteps
         if config.verbose >= 1:
             for note in budget_notes(model, plan.settings.n_timesteps, plan.resume_from):
                 print(note, flush=True)

@@ -357,7 +357,8 @@ def test_budget_rounding_and_resume_are_said_before_training(tmp_path, monkeypat
     out = capsys.readouterr().out
     first_line = out.splitlines()[0]
     assert first_line == "PPO collects 64 steps at a time (4 envs x 16 n_steps per update): 1,000 steps become 1,024"
-    assert "trained 1,024 steps" in out
+    assert "trained 1,024 steps" in out and "watch.py and evaluate.py load model.zip" in out
+    assert "1,024/1,024" in out  # the progress bar ends where training does, at 100%
     run = tmp_path / "runs" / "ppo" / "Ski-v0_1"
     assert script.main(["--resume", str(run), "--timesteps", "2048"]) == 0
     out = capsys.readouterr().out
