@@ -181,6 +181,17 @@ def test_curriculum_without_a_teacher_run_is_one_line(tmp_path, capsys):
     assert_one_line_error(code, err, 1, "does not exist")
 
 
+def test_curriculum_with_a_corrupt_teacher_is_one_line_before_any_training(tmp_path, capsys, monkeypatch):
+    import agents.benchmarks.transfer_curriculum as bench
+
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "model.zip").write_bytes(b"not a zip")
+    monkeypatch.setattr(bench, "run_curriculum", lambda *a, **k: pytest.fail("trained before the teacher was read"))
+    code, _, err = run_main(transfer_script, ["curriculum", "--teacher", str(teacher), "--out", str(tmp_path)], capsys)
+    assert_one_line_error(code, err, 1, "not a model zip")
+
+
 def test_pixels_compares_pixel_ppo_starts_and_writes_its_table(tmp_path, capsys, monkeypatch):
     import agents.benchmarks.pixel_transfer as bench
 
