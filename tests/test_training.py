@@ -187,18 +187,20 @@ def test_sigkill_leaves_every_file_readable(tmp_path):
     assert scalars(run).Tags()["scalars"], "the event files read back (what they hold depends on when the kill came)"
 
 
-def test_ctrl_c_saves_the_model_and_exits_130(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_save_the_model_and_say_how_to_resume(tmp_path, signum):
+    """Ctrl-C (exit 130) and SIGTERM, what kill, timeout and schedulers send (exit 143), both save and say so."""
     process = start_training(tmp_path)
     run = tmp_path / "runs" / "ppo" / "Ski-v0_1"
     try:
         wait_for_checkpoint(process, run)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
-    assert process.returncode == 130, stderr
+    assert process.returncode == 128 + signum, stderr
     assert "Traceback" not in stderr and "Traceback" not in stdout
-    assert "--resume" in stdout
+    assert f"{signal.Signals(signum).name}: stopped at" in stdout and "--resume" in stdout
     assert load_agent(run / "model.zip").model.num_timesteps >= 8192
     assert (run / "vecnormalize.pkl").is_file()
 
@@ -392,20 +394,6 @@ def test_resuming_with_junk_statistics_is_one_line(short_run, tmp_path, capsys):
         f.unlink()  # so model.zip, beside the junk, is what resumes
     code = load_train_script().main(["--resume", str(run), "--quiet"])
     one_line_error(code, capsys.readouterr().err, 1, "is not a readable VecNormalize file")
-
-
-def test_sigterm_saves_the_model_and_says_how_to_resume(tmp_path):
-    process = start_training(tmp_path)
-    run = tmp_path / "runs" / "ppo" / "Ski-v0_1"
-    try:
-        wait_for_checkpoint(process, run)
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 128 + signal.SIGTERM, stderr
-    assert "SIGTERM: stopped at" in stdout and "--resume" in stdout and "Traceback" not in stderr
-    assert load_agent(run / "model.zip").model.num_timesteps >= 8192
 
 
 def test_checkpoints_come_every_few_minutes_whatever_the_step_budget(tmp_path):
