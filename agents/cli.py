@@ -187,13 +187,20 @@ def share(text: str) -> float:
 
 
 def output_dir(text: str) -> Path:
-    """A folder the user named for a script's output, made now, so that a file in the way or a place that cannot
-    be written is one line before any work (not after a search of 16 s or a benchmark of minutes)."""
+    """A folder the user named for a script's output, checked now, so that a file in the way or a place that
+    cannot be written is one line before any work (not after a search of 16 s or a benchmark of minutes).
+
+    Nothing is left behind by the check: the nearest folder that exists must be one this process can create a
+    folder in (tried, then removed); the script makes the rest of the path when it writes.
+    """
     path = Path(text).expanduser()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write in {text}: {existing} is a file, not a folder")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".trendgym-check-"))
     except OSError as e:
         raise argparse.ArgumentTypeError(f"cannot write in {text}: {e.strerror or e}") from None
     return path
