@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail("quickstart.py", e)
     if result.interrupted:
         print(f"\ninterrupted; resume with: {script_command('train.py')} --resume {result.run_dir}")
-        return EXIT_INTERRUPTED
+        return 128 + result.stop_signal if result.stop_signal else EXIT_INTERRUPTED
     seconds = time.perf_counter() - started
     took = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
     run = result.run_dir
