@@ -136,20 +136,20 @@ def test_default_tasks() -> None:
 
 def test_readme_section_is_replaced(tiny_result: LearningResult, tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
-    readme.write_text("# t\n<!-- bench:learning -->\nold\n<!-- /bench:learning -->\nafter\n")
+    readme.write_text("# t\n<!-- bench:learning_speed -->\nold\n<!-- /bench:learning_speed -->\nafter\n")
     written = write_learning_report(tiny_result, tmp_path / "bench", readme)
     text = readme.read_text()
-    assert written["readme"] is True and "old" not in text and text.endswith("<!-- /bench:learning -->\nafter\n")
+    assert written["readme"] is True and "old" not in text and text.endswith("<!-- /bench:learning_speed -->\nafter\n")
     assert "| ski green |" in text and "| CartPole-v1 (reference) |" in text
     assert written["markdown"].read_text().startswith("# Learning")
 
 
 def test_cli_help_and_bad_arguments(capsys) -> None:
     bench = load_script("bench")
-    code, out, _ = run_main(bench, ["learning", "--help"], capsys)
+    code, out, _ = run_main(bench, ["learning-speed", "--help"], capsys)
     assert code == 0 and "examples:" in out and "--eval-every" in out
     for bad in (["--seeds", "500"], ["--tasks", "red"], ["--eval-episodes", "0"]):
-        code, _, err = run_main(bench, ["learning", *bad], capsys)
+        code, _, err = run_main(bench, ["learning-speed", *bad], capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1, err
 
 
@@ -159,10 +159,10 @@ def test_cli_runs_and_writes(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         import bench
     finally:
         sys.path.remove(str(BENCH.parent))
-    args = ["learning", "--tasks", "cartpole", "--seeds", "1", "1", "--max-steps", "512", "--no-readme"]
+    args = ["learning-speed", "--tasks", "cartpole", "--seeds", "1", "1", "--max-steps", "512", "--no-readme"]
     assert bench.main([*args, "--out", str(tmp_path)]) == 0
     assert "| CartPole-v1 (reference) |" in capsys.readouterr().out
-    assert json.loads((tmp_path / "learning.json").read_text())["seeds"] == [1]
+    assert json.loads((tmp_path / "learning_speed.json").read_text())["seeds"] == [1]
 
 
 def test_ctrl_c_exits_130_and_keeps_old_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -177,6 +177,6 @@ def test_ctrl_c_exits_130_and_keeps_old_reports(tmp_path: Path, monkeypatch: pyt
         raise KeyboardInterrupt
 
     monkeypatch.setattr(learning, "run_learning", interrupted)
-    assert bench.main(["learning", "--tasks", "cartpole", "--no-readme", "--out", str(tmp_path)]) == 130
+    assert bench.main(["learning-speed", "--tasks", "cartpole", "--no-readme", "--out", str(tmp_path)]) == 130
     assert (tmp_path / "learning.md").read_text() == "old report"
     assert np.array_equal(sorted(p.name for p in tmp_path.iterdir()), ["learning.md"])

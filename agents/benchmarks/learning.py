@@ -45,7 +45,7 @@ from agents.hyperparams import load_hyperparams, resolve, serialisable
 from agents.seeds import MAX_TRAIN_SEED, TEST_SEED, VALIDATION_SEED, test_seeds
 from agents.vec_env import make_vec_env
 
-BENCH_NAME = "learning"
+BENCH_NAME = "learning_speed"
 SKI_ID = "trendgym/Ski-v0"
 CARTPOLE_ID = "CartPole-v1"
 CLEAN_TARGET = 0.8  # the "clean-run rate of 80% on unseen courses"
@@ -548,8 +548,8 @@ class LearningResult:
             "Steps are read on the validation grid (an upper bound within one interval); wall time is training "
             "only, from building the envs, evaluations excluded; runs one after another, one torch thread. "
             f"Machine: {format_machine(self.machine)}, torch {torch.__version__}. "
-            "Regenerate with `.venv/bin/python scripts/bench.py learning`; learning curves per seed in "
-            "`docs/bench/learning.json`."
+            "Regenerate with `.venv/bin/python scripts/bench.py learning-speed`; learning curves per seed in "
+            "`docs/bench/learning_speed.json`."
         )
         return " ".join(parts)
 
