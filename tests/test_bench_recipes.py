@@ -22,8 +22,8 @@ def test_the_bootstrap_interval_holds_the_median_and_is_repeatable():
 
 
 def test_a_tiny_run_judges_both_models_and_the_heuristic_on_the_same_courses(tmp_path):
-    config = RecipeConfig(slopes=("green",), seeds=(1, 2), test_episodes=3, timesteps=4096, eval_freq=2048, eval_episodes=2,
-                          root=tmp_path / "runs")  # fmt: skip
+    config = RecipeConfig(slopes=("green",), seeds=(1, 2), test_episodes=3, timesteps=4096, eval_freq=2048,
+                          eval_episodes=2, root=tmp_path / "runs")  # fmt: skip
     result = run_recipes(config)
     (slope,) = result.slopes
     assert [r.seed for r in slope.runs] == [1, 2] and slope.continuous_heuristic is None
