@@ -46,7 +46,7 @@ from trends.automl.search import BudgetExhausted, Search, SearchRecord
 from trends.automl.space import Config, SearchSpace, get_space
 
 MethodRunner = Callable[[Search, int, Mapping[str, Any]], dict[str, Any]]
-METHODS = ("random", "uniform", "tpe", "gp", "cmaes", "ga", "evolution", "rl", "reinforce", "darts")
+METHODS = ("random", "uniform", "tpe", "gp", "cmaes", "ga", "evolution", "rl", "reinforce", "ppo-controller", "darts")
 OPTUNA_METHODS = ("random", "tpe", "gp", "cmaes", "ga")
 GA_POPULATION = 20  # NSGA-II's population: a tenth of the largest budget, so it runs ten generations
 DARTS_COST_REFERENCES = 5  # trainings timed to express DARTS' super-network cost in trainings
@@ -239,6 +239,13 @@ def _run_reinforce(search: Search, seed: int, settings: Mapping[str, Any]) -> di
     return {}
 
 
+def _run_ppo_controller(search: Search, seed: int, settings: Mapping[str, Any]) -> dict[str, Any]:
+    from trends.automl.ppo_controller import PPOControllerConfig, run_ppo_controller
+
+    run_ppo_controller(search, seed, configured(PPOControllerConfig, settings))
+    return {}
+
+
 def _run_darts(search: Search, seed: int, settings: Mapping[str, Any]) -> dict[str, Any]:
     from trends.automl.darts import DartsConfig, search_darts
 
@@ -313,6 +320,7 @@ _METHOD_RUNNERS: dict[str, MethodRunner] = {
     "uniform": _run_uniform,
     "evolution": _run_evolution,
     "reinforce": _run_reinforce,
+    "ppo-controller": _run_ppo_controller,
     "rl": _run_rl,
     "darts": _run_darts,
 }
