@@ -66,7 +66,7 @@ class PPOControllerConfig:
             raise ValueError(f"learning_rate and clip must be positive, got {self.learning_rate}, {self.clip}")
         if self.entropy_coef < 0 or self.init_range < 0 or self.warmup < 0:
             raise ValueError("entropy_coef, init_range and warmup must be non-negative")
-        if self.advantage not in ("rank", "zscore", "ema"):
+        if self.advantage not in ("rank", "nes", "zscore", "ema"):
             raise ValueError(f"advantage must be rank, zscore or ema, got {self.advantage!r}")
 
 
@@ -208,6 +208,13 @@ def advantages(rewards: list[float], kind: str, baseline: float) -> torch.Tensor
         for v in np.unique(r):
             ranks[r == v] = ranks[r == v].mean()
         a = ranks / max(len(r) - 1, 1) - 0.5
+    elif kind == "nes":  # Wierstra et al. 2014's utilities: only the better half counts, the best most
+        n = len(r)
+        order = np.argsort(-r, kind="stable")
+        u = np.empty(n)
+        u[order] = np.maximum(0.0, np.log(n / 2 + 1) - np.log(np.arange(1, n + 1)))
+        u = u / u.sum() - 1 / n
+        a = u / (u.std() + 1e-12) * 0.2887  # the spread of centred ranks, so entropy weights compare
     elif kind == "zscore":
         a = (r - r.mean()) / (r.std() + 1e-8)
     else:
