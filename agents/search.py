@@ -2,21 +2,23 @@
 
 The methods the course names, each on the same search space, backend and budget of evaluated configurations:
 
-=============  ===================================================================================================
-``random``     random search: Optuna's RandomSampler, uniform over the allowed options at every decision (so
-               configurations with few decisions, shallow networks, come up more often)
-``uniform``    random search uniform over the space's configurations, NAS-Bench-201's random baseline
-``tpe``        Bayesian optimisation with a tree-structured Parzen estimator (Optuna's TPESampler)
-``gp``         Bayesian optimisation with a Gaussian process (Optuna's GPSampler)
-``cmaes``      CMA-ES (Optuna's CmaEsSampler) over the option indices as integers
-``ga``         a genetic algorithm: Optuna's NSGA-II with one objective
-``evolution``  regularized evolution (Real et al. 2019), :mod:`trends.automl.evolution`
-``rl``         an SB3 agent (MaskablePPO) learning on the search environment during the search, as the NAS-RL
-               controller did: every episode it completes is one configuration
-``reinforce``  the plain REINFORCE controller of Zoph & Le (2017), :mod:`trends.automl.reinforce`
-``darts``      gradient-based: a DARTS super-network (:mod:`trends.automl.darts`); its argmax architecture is the
-               one configuration it evaluates, its super-network training is counted in equivalent trainings
-=============  ===================================================================================================
+==================  ===============================================================================================
+``random``          random search: Optuna's RandomSampler, uniform over the allowed options at every decision (so
+                    configurations with few decisions, shallow networks, come up more often)
+``uniform``         random search uniform over the space's configurations, NAS-Bench-201's random baseline
+``tpe``             Bayesian optimisation with a tree-structured Parzen estimator (Optuna's TPESampler)
+``gp``              Bayesian optimisation with a Gaussian process (Optuna's GPSampler)
+``cmaes``           CMA-ES (Optuna's CmaEsSampler) over the option indices as integers
+``ga``              a genetic algorithm: Optuna's NSGA-II with one objective
+``evolution``       regularized evolution (Real et al. 2019), :mod:`trends.automl.evolution`
+``rl``              an SB3 agent (MaskablePPO) learning on the search environment during the search, as the NAS-RL
+                    controller did: every episode it completes is one configuration
+``reinforce``       the plain REINFORCE controller of Zoph & Le (2017), :mod:`trends.automl.reinforce`
+``ppo-controller``  the same controller trained by PPO's clipped surrogate on a replay of its episodes, sampling
+                    without repeats after a random start, :mod:`trends.automl.ppo_controller`
+``darts``           gradient-based: a DARTS super-network (:mod:`trends.automl.darts`); its argmax architecture is the
+                    one configuration it evaluates, its super-network training is counted in equivalent trainings
+==================  ===============================================================================================
 
 GP, CMA-ES and NSGA-II model a *fixed* set of parameters (Optuna gives them the intersection of every trial's
 parameters; a conditional parameter such as a second layer's kernel would fall back to random sampling). So for
