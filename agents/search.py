@@ -2,21 +2,23 @@
 
 The methods the course names, each on the same search space, backend and budget of evaluated configurations:
 
-=============  ===================================================================================================
-``random``     random search: Optuna's RandomSampler, uniform over the allowed options at every decision (so
-               configurations with few decisions, shallow networks, come up more often)
-``uniform``    random search uniform over the space's configurations, NAS-Bench-201's random baseline
-``tpe``        Bayesian optimisation with a tree-structured Parzen estimator (Optuna's TPESampler)
-``gp``         Bayesian optimisation with a Gaussian process (Optuna's GPSampler)
-``cmaes``      CMA-ES (Optuna's CmaEsSampler) over the option indices as integers
-``ga``         a genetic algorithm: Optuna's NSGA-II with one objective
-``evolution``  regularized evolution (Real et al. 2019), :mod:`trends.automl.evolution`
-``rl``         an SB3 agent (MaskablePPO) learning on the search environment during the search, as the NAS-RL
-               controller did: every episode it completes is one configuration
-``reinforce``  the plain REINFORCE controller of Zoph & Le (2017), :mod:`trends.automl.reinforce`
-``darts``      gradient-based: a DARTS super-network (:mod:`trends.automl.darts`); its argmax architecture is the
-               one configuration it evaluates, its super-network training is counted in equivalent trainings
-=============  ===================================================================================================
+==================  ===============================================================================================
+``random``          random search: Optuna's RandomSampler, uniform over the allowed options at every decision (so
+                    configurations with few decisions, shallow networks, come up more often)
+``uniform``         random search uniform over the space's configurations, NAS-Bench-201's random baseline
+``tpe``             Bayesian optimisation with a tree-structured Parzen estimator (Optuna's TPESampler)
+``gp``              Bayesian optimisation with a Gaussian process (Optuna's GPSampler)
+``cmaes``           CMA-ES (Optuna's CmaEsSampler) over the option indices as integers
+``ga``              a genetic algorithm: Optuna's NSGA-II with one objective
+``evolution``       regularized evolution (Real et al. 2019), :mod:`trends.automl.evolution`
+``rl``              an SB3 agent (MaskablePPO) learning on the search environment during the search, as the NAS-RL
+                    controller did: every episode it completes is one configuration
+``reinforce``       the plain REINFORCE controller of Zoph & Le (2017), :mod:`trends.automl.reinforce`
+``ppo-controller``  the same controller trained by PPO's clipped surrogate on a replay of its episodes, sampling
+                    without repeats after a random start, :mod:`trends.automl.ppo_controller`
+``darts``           gradient-based: a DARTS super-network (:mod:`trends.automl.darts`); its argmax architecture is the
+                    one configuration it evaluates, its super-network training is counted in equivalent trainings
+==================  ===============================================================================================
 
 GP, CMA-ES and NSGA-II model a *fixed* set of parameters (Optuna gives them the intersection of every trial's
 parameters; a conditional parameter such as a second layer's kernel would fall back to random sampling). So for
@@ -46,7 +48,7 @@ from trends.automl.search import BudgetExhausted, Search, SearchRecord
 from trends.automl.space import Config, SearchSpace, get_space
 
 MethodRunner = Callable[[Search, int, Mapping[str, Any]], dict[str, Any]]
-METHODS = ("random", "uniform", "tpe", "gp", "cmaes", "ga", "evolution", "rl", "reinforce", "darts")
+METHODS = ("random", "uniform", "tpe", "gp", "cmaes", "ga", "evolution", "rl", "reinforce", "ppo-controller", "darts")
 OPTUNA_METHODS = ("random", "tpe", "gp", "cmaes", "ga")
 GA_POPULATION = 20  # NSGA-II's population: a tenth of the largest budget, so it runs ten generations
 DARTS_COST_REFERENCES = 5  # trainings timed to express DARTS' super-network cost in trainings
@@ -239,6 +241,13 @@ def _run_reinforce(search: Search, seed: int, settings: Mapping[str, Any]) -> di
     return {}
 
 
+def _run_ppo_controller(search: Search, seed: int, settings: Mapping[str, Any]) -> dict[str, Any]:
+    from trends.automl.ppo_controller import PPOControllerConfig, run_ppo_controller
+
+    run_ppo_controller(search, seed, configured(PPOControllerConfig, settings))
+    return {}
+
+
 def _run_darts(search: Search, seed: int, settings: Mapping[str, Any]) -> dict[str, Any]:
     from trends.automl.darts import DartsConfig, search_darts
 
@@ -313,6 +322,7 @@ _METHOD_RUNNERS: dict[str, MethodRunner] = {
     "uniform": _run_uniform,
     "evolution": _run_evolution,
     "reinforce": _run_reinforce,
+    "ppo-controller": _run_ppo_controller,
     "rl": _run_rl,
     "darts": _run_darts,
 }

@@ -34,8 +34,8 @@ Which methods work as workers (:data:`WORKER_METHODS`): Optuna's samplers (``ran
 runs with ``constant_liar`` so workers asking at once spread out. ``uniform`` samples the space's configurations
 independently in each worker. ``evolution`` is regularized evolution in its asynchronous steady-state form (the
 form Real et al. ran on many workers): the population is the ``population_size`` most recently finished trials of
-the whole study, and each worker mutates the winner of a tournament among them. ``reinforce``, ``rl`` and
-``darts`` learn from their own stream of proposals inside one process and are refused as workers
+the whole study, and each worker mutates the winner of a tournament among them. ``reinforce``, ``ppo-controller``,
+``rl`` and ``darts`` learn from their own stream of proposals inside one process and are refused as workers
 (:func:`run_worker` raises a one-line ValueError): run them as a single search.
 
 Traces a worker leaves: each trial carries a ``worker`` attribute (host:pid) and its ``claim``. A worker asks for

@@ -17,16 +17,17 @@ Examples:
   python scripts/search.py --space features-synthetic --method rl --budget 3000 --method-args learning_rate:1e-3
 
 Methods: random (Optuna's, per decision), uniform (random over configurations), tpe, gp, cmaes, ga (NSGA-II),
-evolution (regularized evolution), rl (MaskablePPO on the search env), reinforce (Zoph & Le's controller), darts
-(one-shot gradient search). The budget counts
-evaluated configurations (a repeat costs a unit, never a training). Every trial is recorded in an Optuna study
-(default: the SQLite file runs/automl/cache.db), so `optuna-dashboard sqlite:///runs/automl/cache.db` shows it,
-and running the same command again resumes it.
+evolution (regularized evolution), rl (MaskablePPO on the search env), reinforce (Zoph & Le's controller),
+ppo-controller (the same controller trained by PPO on a replay, without repeats), darts (one-shot gradient
+search). The budget counts evaluated configurations (a repeat costs a unit, never a training). Every trial is
+recorded in an Optuna study (default: the SQLite file runs/automl/cache.db), so
+`optuna-dashboard sqlite:///runs/automl/cache.db` shows it, and running the same command again resumes it.
 
 Workers (`search.py worker`, agents/workers.py): start the same command any number of times, on any machines that
 reach the storage; they share one study, evaluate no configuration twice, stop together when it holds --budget
 COMPLETE trials, and a killed worker's trial ends FAIL after the grace period (Optuna heartbeats). Methods as
-workers: random, tpe, gp, cmaes, ga, uniform, evolution (asynchronous); rl, reinforce and darts are refused.
+workers: random, tpe, gp, cmaes, ga, uniform, evolution (asynchronous); rl, reinforce, ppo-controller and darts
+are refused.
 
 Feature spaces (features-synthetic, features-breast_cancer, features-wine, features-diabetes; Khurana et al.
 2018): rl (MaskablePPO on trendgym/FeatureEngineering-v0), random (random allowed actions on the same env),
@@ -102,8 +103,8 @@ def build_search_parser() -> argparse.ArgumentParser:
         "--method-args",
         nargs="+",
         metavar="KEY:VALUE",
-        help="the method's own settings: population_size:20 (evolution), learning_rate:0.01 (reinforce), "
-        "epochs:30 (darts), n_steps:128 (rl), n_startup_trials:20 (tpe)",
+        help="the method's own settings: population_size:20 (evolution), learning_rate:0.01 (reinforce, "
+        "ppo-controller), epochs:30 (darts), n_steps:128 (rl), n_startup_trials:20 (tpe)",
     )
     return parser
 
