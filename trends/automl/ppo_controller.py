@@ -226,7 +226,7 @@ def run_ppo_controller(search: Search, seed: int, config: PPOControllerConfig = 
 
     Defaults: chosen on the mnist1d-arch table over seeds 100-109 (not the comparison's 0-9), budget 200, one
     change at a time from (batch 1, 4 epochs, no entropy bonus, no random start); every variant and its numbers
-    are in ISSUE20_REPORT.md at the repository's root. Sampling without repeats is what everything rests on
+    are in docs/notes/issue20-nas-controller.md. Sampling without repeats is what everything rests on
     (without it the replayed PPO collapses: 184 of 200 proposals repeats, median best 81.9); batches of two
     rather than one halved the cost and lifted the worst seed; an entropy bonus of 0.05 lifted the median at 50
     evaluations (0.01 too little, 0.1-0.3 no better); 2 epochs were as good as 4 and faster; centred ranks beat
