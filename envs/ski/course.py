@@ -10,7 +10,7 @@ more: the native vector env draws one for each skier at every reset.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -54,12 +54,18 @@ SLOPES: dict[str, Slope] = {
 }
 
 
-def get_slope(name: str) -> Slope:
-    """Look a slope up by name, with the valid names in the error."""
+def get_slope(name: str, trees_per_gate: float | None = None) -> Slope:
+    """Look a slope up by name, with the valid names in the error; ``trees_per_gate`` (if given) replaces its
+    density of obstacle trees, a training option (see ``SkiEnv``'s ``trees_per_gate``)."""
     try:
-        return SLOPES[name]
+        slope = SLOPES[name]
     except KeyError:
         raise ValueError(f"unknown slope {name!r}; choose one of {', '.join(SLOPES)}") from None
+    if trees_per_gate is None:
+        return slope
+    if isinstance(trees_per_gate, bool) or not isinstance(trees_per_gate, (int, float)) or not trees_per_gate >= 0:
+        raise ValueError(f"trees_per_gate must be a non-negative number or None, got {trees_per_gate!r}")
+    return replace(slope, trees_per_gate=float(trees_per_gate))
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ class SkiVectorEnv(VectorEnv):
         obs_type: str = "vector",
         continuous: bool = False,
         render_mode: str | None = None,
+        trees_per_gate: float | None = None,
     ) -> None:
         if obs_type != "vector":
             raise ValueError("the native vector env serves obs_type='vector'; use vectorization_mode='sync' for pixels")
@@ -70,7 +71,7 @@ class SkiVectorEnv(VectorEnv):
         self.num_envs = num_envs
         self.max_episode_steps = max_episode_steps
         self.render_mode = render_mode
-        self.slope = get_slope(slope)
+        self.slope = get_slope(slope, trees_per_gate)
         self.continuous = continuous
         self._constants = SlopeConstants.of(self.slope)
         self._ops = BatchOps(num_envs)
