@@ -328,3 +328,21 @@ def test_the_native_vector_env_is_the_default_only_where_it_can_reset_one_sub_en
     assert default_vec_env("trendgym/Ski-v0", {"slope": "blue"}) == "native"
     assert default_vec_env("trendgym/Ski-v0", {"obs_type": "pixels"}) == "dummy"
     assert default_vec_env("CartPole-v1", {}) == "dummy"  # gymnasium's CartPoleVectorEnv resets all or none
+
+
+def test_train_env_kwargs_change_the_training_envs_only(tmp_path):
+    """A hyper-parameter entry's train_env_kwargs (here more trees) reach the training envs, not the validation."""
+    from agents.training import _build_envs, _fresh_plan
+
+    config = short_config(tmp_path, n_envs=2, hyperparams=["train_env_kwargs:dict(trees_per_gate=2.0)"])
+    plan = _fresh_plan(config)
+    venv, eval_env = _build_envs(plan)
+    try:
+        assert venv.unwrapped.vector_env.slope.n_trees == 16  # green's 8 gates x 2
+        assert eval_env.unwrapped.envs[0].unwrapped.slope.n_trees == 4  # the slope's own
+    finally:
+        venv.close()
+        eval_env.close()
+    assert plan.config["hyperparams"]["train_env_kwargs"] == "dict(trees_per_gate=2.0)"  # config.yml records it
+    with pytest.raises(ConfigError, match="bad --env-kwargs"):
+        _fresh_plan(short_config(tmp_path, hyperparams=["train_env_kwargs:dict(trees_per_gate=-1)"]))
