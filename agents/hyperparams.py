@@ -32,6 +32,7 @@ import yaml
 from stable_baselines3.common.utils import LinearSchedule
 
 from agents.algorithms import ALGOS, algorithm_class
+from agents.features import SkiFeatures
 
 HYPERPARAMS_DIR = Path(__file__).with_name("hyperparams")
 DEFAULT_KEY = "default"
@@ -49,6 +50,8 @@ for _prefix in ("nn", "th.nn", "torch.nn"):
     SAFE_NAMES.update({f"{_prefix}.{name}": getattr(torch.nn, name) for name in _ACTIVATIONS})
 for _prefix in ("th.optim", "torch.optim", "optim"):
     SAFE_NAMES.update({f"{_prefix}.{name}": getattr(torch.optim, name) for name in _OPTIMIZERS})
+FEATURES_EXTRACTORS = {"SkiFeatures": SkiFeatures}  # features_extractor_class=SkiFeatures (agents.features)
+SAFE_NAMES.update(FEATURES_EXTRACTORS)
 
 
 class HyperparamsError(ValueError):
