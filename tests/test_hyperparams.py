@@ -30,7 +30,7 @@ def test_every_algorithm_has_a_file_whose_entries_resolve(algo):
 
 def test_ski_entry_and_default_entry():
     raw = load_hyperparams("ppo", "trendgym/Ski-v0")
-    assert raw["policy_kwargs"] == "dict(net_arch=[64, 64])" and raw["learning_rate"].startswith("lin_")
+    assert raw["policy_kwargs"].startswith("dict(net_arch=[64, 64]") and raw["learning_rate"].startswith("lin_")
     assert (
         load_hyperparams("ppo", "CartPole-v1") == yaml.safe_load((HYPERPARAMS_DIR / "ppo.yml").read_text())["default"]
     )
@@ -139,6 +139,13 @@ def test_an_entry_for_env_arguments_wins_over_the_plain_entry(tmp_path):
     assert n_envs("trendgym/Ski-v0", slope="blue", continuous=True) == 3  # the entry naming the most arguments
     assert n_envs("trendgym/Ski-v0", slope="black", continuous=True) == 1
     assert n_envs("CartPole-v1", slope="blue") == 4
+
+
+def test_the_ski_entries_per_slope():
+    green = load_hyperparams("ppo", "trendgym/Ski-v0")
+    assert load_hyperparams("ppo", "trendgym/Ski-v0", env_kwargs={"slope": "green"}) == green
+    for slope in ("blue", "black"):
+        assert load_hyperparams("ppo", "trendgym/Ski-v0", env_kwargs={"slope": slope}) != green
 
 
 def test_train_env_kwargs_are_a_training_setting():
