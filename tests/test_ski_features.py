@@ -53,3 +53,13 @@ def test_reachable_from_policy_kwargs_and_saved_with_the_model(tmp_path):
 def test_refuses_another_observation():
     with pytest.raises(ValueError, match="vector observation"):
         SkiFeatures(gym.spaces.Box(-1, 1, (4,)))
+
+
+def test_fall_margins_say_how_far_the_speed_is_below_a_falling_turn():
+    space = gym.make("trendgym/Ski-v0").observation_space
+    extractor = SkiFeatures(space, fall_margins=True)
+    assert extractor.features_dim == OBS_SIZE + 16 and SkiFeatures(space).features_dim == OBS_SIZE + 14
+    obs = observation(0.0, (5.0, 20.0))
+    obs[0, 0] = (15 / 1.4 - 1) / 30  # 1 m/s below the 10.71 m/s at which a hard turn (1.4 rad/s) exceeds 15 m/s^2
+    hard, gentle = extractor(obs)[0, -2:]
+    assert hard == pytest.approx(0.5, abs=1e-3) and gentle == 3.0  # gentle turns: 11.7 m/s of margin, clamped
