@@ -9,6 +9,9 @@
       policy: MlpPolicy
       learning_rate: lin_3e-4    # decays linearly to 0 over the run
       policy_kwargs: "dict(net_arch=[64, 64], activation_fn=nn.Tanh)"
+      train_env_kwargs: "dict(trees_per_gate=1.5)"   # the training envs' own arguments (validation: the run's)
+    trendgym/Ski-v0 slope:blue:  # the entry of `train.py --env-kwargs slope:blue` (see load_hyperparams)
+      ...
 
 The raw form (strings as written) is what a run's ``config.yml`` records, so a run can be repeated from its
 config; :func:`resolve` turns it into constructor keywords (schedules as callables, ``policy_kwargs`` as a
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import ast
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +32,12 @@ import yaml
 from stable_baselines3.common.utils import LinearSchedule
 
 from agents.algorithms import ALGOS, algorithm_class
+from agents.features import SkiFeatures
 
 HYPERPARAMS_DIR = Path(__file__).with_name("hyperparams")
 DEFAULT_KEY = "default"
 # Keys of the YAML that are not constructor keywords (the noise is built once the action space is known).
-TRAIN_SETTINGS = ("n_envs", "n_timesteps", "normalize", "noise_type", "noise_std")
+TRAIN_SETTINGS = ("n_envs", "n_timesteps", "normalize", "noise_type", "noise_std", "train_env_kwargs")
 NOISE_TYPES = ("normal", "ornstein-uhlenbeck")
 UNSUPPORTED = ("env_wrapper", "frame_stack", "callback", "vec_env_wrapper", "normalize_kwargs")
 SCHEDULE_PREFIX = "lin_"
@@ -46,6 +50,8 @@ for _prefix in ("nn", "th.nn", "torch.nn"):
     SAFE_NAMES.update({f"{_prefix}.{name}": getattr(torch.nn, name) for name in _ACTIVATIONS})
 for _prefix in ("th.optim", "torch.optim", "optim"):
     SAFE_NAMES.update({f"{_prefix}.{name}": getattr(torch.optim, name) for name in _OPTIMIZERS})
+FEATURES_EXTRACTORS = {"SkiFeatures": SkiFeatures}  # features_extractor_class=SkiFeatures (agents.features)
+SAFE_NAMES.update(FEATURES_EXTRACTORS)
 
 
 class HyperparamsError(ValueError):
@@ -61,15 +67,25 @@ class TrainSettings:
     normalize: dict[str, Any] | None = None  # VecNormalize keywords, or None for no normalisation
     noise_type: str | None = None  # action noise of off-policy algorithms: "normal" or "ornstein-uhlenbeck"
     noise_std: float = 0.1  # its standard deviation, in units of the action range's half width
+    # env arguments of the training envs only, on top of the run's: the training distribution (more trees than
+    # the slope has, say) while validation and judgement stay on the task the run was asked for
+    train_env_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 def hyperparams_file(algo: str) -> Path:
     return HYPERPARAMS_DIR / f"{algo.lower()}.yml"
 
 
-def load_hyperparams(algo: str, env_id: str, path: str | Path | None = None) -> dict[str, Any]:
+def load_hyperparams(
+    algo: str, env_id: str, path: str | Path | None = None, env_kwargs: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The raw entry for ``env_id`` in ``<algo>.yml`` (its ``default`` entry for an env it does not list), or in
-    the file ``path`` of the same format (a block ``train.py --optimize`` wrote, say)."""
+    the file ``path`` of the same format (a block ``train.py --optimize`` wrote, say).
+
+    An entry may be for some env arguments only: ``trendgym/Ski-v0 slope:blue`` (the ``--env-kwargs`` of
+    ``train.py``, space-separated) serves ``env_kwargs`` that hold ``slope="blue"``. The entry naming the most
+    of the given arguments wins, then the env's plain entry, then ``default``; entries are whole, as in RL Zoo
+    (an argument's entry inherits nothing from the plain one), so that what a file says is what trains."""
     algorithm_class(algo)  # an unknown algorithm fails here, with the valid names
     path = hyperparams_file(algo) if path is None else Path(path)
     try:
@@ -82,10 +98,23 @@ def load_hyperparams(algo: str, env_id: str, path: str | Path | None = None) -> 
         raise HyperparamsError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(table, dict):
         raise HyperparamsError(f"{path} must map env ids to hyper-parameters")
-    entry = table.get(env_id.split(":")[-1], table.get(DEFAULT_KEY))
+    entry = _entry_for(table, env_id.split(":")[-1], env_kwargs or {}, path)
     if entry is None:
         raise HyperparamsError(f"{path} has no entry for {env_id} and no {DEFAULT_KEY!r} entry")
     return dict(entry)
+
+
+def _entry_for(table: dict[Any, Any], env_id: str, env_kwargs: dict[str, Any], path: Path) -> Any:
+    """The entry of ``table`` for ``env_id`` made with ``env_kwargs`` (see :func:`load_hyperparams`)."""
+    best, best_size = table.get(env_id, table.get(DEFAULT_KEY)), 0
+    for key, entry in table.items():
+        name, *pairs = str(key).split()
+        if name != env_id or not pairs:
+            continue
+        wanted = parse_key_values(pairs, f"env argument of the entry {key!r} in {path}:")
+        if all(k in env_kwargs and env_kwargs[k] == v for k, v in wanted.items()) and len(wanted) > best_size:
+            best, best_size = entry, len(wanted)
+    return best
 
 
 def parse_value(text: str) -> Any:
@@ -319,6 +348,7 @@ def resolve(raw: dict[str, Any], algo: str | None = None) -> tuple[dict[str, Any
         normalize=_normalize_kwargs(kwargs.pop("normalize", False)),
         noise_type=kwargs.pop("noise_type", None),
         noise_std=float(kwargs.pop("noise_std", TrainSettings.noise_std)),
+        train_env_kwargs=parse_kwargs_string(kwargs.pop("train_env_kwargs", None) or {}),
     )
     if settings.noise_type not in (None, *NOISE_TYPES):
         raise HyperparamsError(f"noise_type must be one of {', '.join(NOISE_TYPES)}, got {settings.noise_type!r}")

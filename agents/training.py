@@ -166,7 +166,8 @@ def _check_request(config: TrainConfig) -> None:
 
 
 def _raw_hyperparams(config: TrainConfig) -> dict[str, Any]:
-    raw = apply_overrides(load_hyperparams(config.algo, config.env, config.hyperparams_file), config.hyperparams)
+    entry = load_hyperparams(config.algo, config.env, config.hyperparams_file, config.env_kwargs)
+    raw = apply_overrides(entry, config.hyperparams)
     for key, flag in RESERVED.items():
         if key in raw:
             raise ConfigError(f"set {key} with {flag}, not --hyperparams")
@@ -204,6 +205,8 @@ def _fresh_plan(config: TrainConfig) -> _Plan:
         env.close()
     raw = _raw_hyperparams(config)
     kwargs, settings = resolve(raw, config.algo)
+    if settings.train_env_kwargs:  # the training envs' own arguments must make an env too
+        probe_env(config.env, {**config.env_kwargs, **settings.train_env_kwargs}).close()
     vec_env = config.vec_env or default_vec_env(config.env, config.env_kwargs)
     try:
         run_dir = new_run_dir(config.algo, config.env, Path(config.tensorboard_log))
@@ -288,7 +291,8 @@ def _build_envs(plan: _Plan) -> tuple[VecEnv, VecEnv]:
     """The training env (normalised as asked, statistics restored on resume) and the validation env."""
     c, settings = plan.config, plan.settings
     env_kwargs = c.get("env_kwargs") or {}
-    venv = make_vec_env(c["env"], settings.n_envs, c["seed"], env_kwargs, kind=plan.vec_env)  # type: ignore[arg-type]
+    train_kwargs = {**env_kwargs, **settings.train_env_kwargs}  # the training distribution; validation: the task's
+    venv = make_vec_env(c["env"], settings.n_envs, c["seed"], train_kwargs, kind=plan.vec_env)  # type: ignore[arg-type]
 
     def validation_env() -> gym.Env:
         return SeededEpisodes(Monitor(gym.make(c["env"], **env_kwargs)), VALIDATION_SEED)

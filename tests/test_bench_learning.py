@@ -32,7 +32,7 @@ from agents.evaluation import evaluate
 from agents.seeds import VALIDATION_SEED
 
 BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
-# One Ski-v0 PPO rollout is 32 envs x 128 steps = 4096 env steps; a CartPole one 8 x 32 = 256.
+# One Ski-v0 PPO rollout is 256 envs x 16 steps = 4096 env steps; a CartPole one 8 x 32 = 256.
 GREEN = ski_task("green", budget=8192, eval_every=4096, eval_episodes=2, test_episodes=2)
 CARTPOLE = cartpole_task(budget=1024, eval_every=512, eval_episodes=2, test_episodes=2)
 

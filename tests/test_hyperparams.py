@@ -30,7 +30,7 @@ def test_every_algorithm_has_a_file_whose_entries_resolve(algo):
 
 def test_ski_entry_and_default_entry():
     raw = load_hyperparams("ppo", "trendgym/Ski-v0")
-    assert raw["policy_kwargs"] == "dict(net_arch=[64, 64])" and raw["learning_rate"].startswith("lin_")
+    assert raw["policy_kwargs"].startswith("dict(net_arch=[64, 64]") and raw["learning_rate"].startswith("lin_")
     assert (
         load_hyperparams("ppo", "CartPole-v1") == yaml.safe_load((HYPERPARAMS_DIR / "ppo.yml").read_text())["default"]
     )
@@ -120,3 +120,37 @@ def test_bad_values_in_resolve():
         resolve({"n_envs": 0}, "ppo")
     with pytest.raises(HyperparamsError, match="not supported"):
         resolve({"frame_stack": 4}, "ppo")
+
+
+def test_an_entry_for_env_arguments_wins_over_the_plain_entry(tmp_path):
+    path = tmp_path / "ppo.yml"
+    path.write_text(
+        "trendgym/Ski-v0:\n  n_envs: 1\n"
+        "trendgym/Ski-v0 slope:blue:\n  n_envs: 2\n"
+        "trendgym/Ski-v0 slope:blue continuous:true:\n  n_envs: 3\n"
+        "default:\n  n_envs: 4\n"
+    )
+
+    def n_envs(env_id, **env_kwargs):
+        return load_hyperparams("ppo", env_id, path, env_kwargs)["n_envs"]
+
+    assert n_envs("trendgym/Ski-v0") == 1 and n_envs("trendgym/Ski-v0", slope="green") == 1
+    assert n_envs("trendgym/Ski-v0", slope="blue") == 2 and n_envs("envs:trendgym/Ski-v0", slope="blue") == 2
+    assert n_envs("trendgym/Ski-v0", slope="blue", continuous=True) == 3  # the entry naming the most arguments
+    assert n_envs("trendgym/Ski-v0", slope="black", continuous=True) == 1
+    assert n_envs("CartPole-v1", slope="blue") == 4
+
+
+def test_the_ski_entries_per_slope():
+    green = load_hyperparams("ppo", "trendgym/Ski-v0")
+    assert load_hyperparams("ppo", "trendgym/Ski-v0", env_kwargs={"slope": "green"}) == green
+    for slope in ("blue", "black"):
+        assert load_hyperparams("ppo", "trendgym/Ski-v0", env_kwargs={"slope": slope}) != green
+
+
+def test_train_env_kwargs_are_a_training_setting():
+    kwargs, settings = resolve({"train_env_kwargs": "dict(trees_per_gate=1.5)", "gamma": 0.99}, "ppo")
+    assert settings.train_env_kwargs == {"trees_per_gate": 1.5} and "train_env_kwargs" not in kwargs
+    assert resolve({}, "ppo")[1].train_env_kwargs == {}
+    with pytest.raises(HyperparamsError, match="must be a dict"):
+        resolve({"train_env_kwargs": "[1, 2]"}, "ppo")

@@ -131,6 +131,8 @@ def test_valid_action_forms_are_accepted():
         ({"frame_skip": 2.0}, "frame_skip must be a whole number in 1..1000"),
         ({"obs_type": "pixels", "frame_stack": 0}, "frame_stack must be a whole number in 1..64"),
         ({"frame_stack": 2}, "frame_stack stacks pixel frames; it needs obs_type='pixels'"),
+        ({"trees_per_gate": -1.0}, "trees_per_gate must be a non-negative number or None"),
+        ({"trees_per_gate": "many"}, "trees_per_gate must be a non-negative number or None"),
     ],
 )
 def test_bad_constructor_arguments_say_what_is_wrong(kwargs, message):
@@ -191,3 +193,20 @@ def test_action_masks_leave_only_glide_while_the_skier_lies_in_the_snow():
     assert env.unwrapped.action_masks().tolist() == [False, False, True, False, False, False]
     with pytest.raises(gym.error.Error, match="Discrete"):
         gym.make("trendgym/SkiContinuous-v0").unwrapped.action_masks()
+
+
+def test_trees_per_gate_changes_only_the_number_of_trees_and_the_default_is_the_slope():
+    def course(**kwargs):
+        env = gym.make("trendgym/Ski-v0", **kwargs)
+        env.reset(seed=5)
+        return env.unwrapped.course
+
+    plain, dense = course(), course(trees_per_gate=2.0)
+    assert len(plain.tree_x) == 4 and len(dense.tree_x) == 16  # green: 0.5 per gate, 8 gates
+    assert np.array_equal(course(trees_per_gate=0.5).tree_x, plain.tree_x)  # the slope's own density: the same
+    assert np.array_equal(dense.gate_x, plain.gate_x)  # the gates come first in a course's draw: the same gates
+    assert len(course(slope="black", trees_per_gate=10.0).tree_x) == 38  # at most one tree per 8 m slot
+    assert len(course(trees_per_gate=0).tree_x) == 0
+    vector = gym.make_vec("trendgym/Ski-v0", num_envs=2, vectorization_mode="vector_entry_point", trees_per_gate=2.0)
+    single = gym.make("trendgym/Ski-v0", trees_per_gate=2.0)
+    assert np.allclose(vector.reset(seed=9)[0][1], single.reset(seed=10)[0])

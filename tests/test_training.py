@@ -27,7 +27,9 @@ from agents.vec_env import make_vec_env
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, str(ROOT / "scripts" / "train.py")]
 SKI = "trendgym/Ski-v0"
-BUDGET = 32 * 128 * 8  # 8 PPO updates of the tuned Ski-v0 entry (32 envs x 128 steps): about 10 s
+# 8 PPO updates of the Ski-v0 entry with 32 envs x 128 steps (the entry's 256 x 16 would end no episode in 8
+# rollouts, and the tests want finished runs in TensorBoard): about 10 s
+BUDGET = 32 * 128 * 8
 
 
 def short_config(root: Path, **changes) -> TrainConfig:
@@ -36,6 +38,8 @@ def short_config(root: Path, **changes) -> TrainConfig:
         env=SKI,
         seed=1,
         timesteps=BUDGET,
+        n_envs=32,
+        hyperparams=["n_steps:128"],
         tensorboard_log=root,
         eval_freq=BUDGET // 2,
         eval_episodes=3,
@@ -117,7 +121,7 @@ def test_run_folder_holds_everything(short_run):
     config = read_config(run)
     assert config["algo"] == "ppo" and config["env"] == SKI and config["seed"] == 1
     assert config["hyperparams"]["learning_rate"].startswith("lin_")  # as written in ppo.yml
-    assert config["hyperparams"]["policy_kwargs"] == "dict(net_arch=[64, 64])"
+    assert config["hyperparams"]["policy_kwargs"] == "dict(net_arch=[64, 64], features_extractor_class=SkiFeatures)"
     assert {"stable-baselines3", "torch", "gymnasium", "trendgym"} <= set(config["versions"])
     with np.load(run / "evaluations.npz") as data:
         assert data["results"].shape == (2, 3) and list(data["timesteps"]) == [BUDGET // 2, BUDGET]
@@ -148,6 +152,7 @@ def test_resume_continues_the_step_count(short_run, tmp_path):
 
 def start_training(tmp_path: Path, *extra: str) -> subprocess.Popen:
     args = ["--timesteps", "1e6", "--save-freq", "8192", "--eval-freq", "8192", "--eval-episodes", "2", "--quiet"]
+    args += ["--n-envs", "32", "--hyperparams", "n_steps:128"]  # as short_config: a checkpoint every ~0.4 s, not 0.1 s
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
     return subprocess.Popen(
         [*TRAIN, *args, "--tensorboard-log", str(tmp_path / "runs"), *extra],
@@ -317,7 +322,8 @@ def test_a_new_run_can_start_from_a_trained_agent(trained_run, tmp_path):
         config = TrainConfig(
             env_kwargs={"slope": "blue"}, timesteps=1, n_envs=1, eval_freq=0, save_freq=0, verbose=0, n_frames=0,
             tensorboard_log=tmp_path / parts, init_from=str(trained_run), init_parts=parts,
-            hyperparams=["n_steps:8", "batch_size:8", "learning_rate:0.0"],
+            # the trained run's plain MlpPolicy, not the blue entry's SkiFeatures (a different first layer)
+            hyperparams=["n_steps:8", "batch_size:8", "learning_rate:0.0", "policy_kwargs:dict(net_arch=[64, 64])"],
         )  # fmt: skip
         result = train(config)
         ours, theirs = result.model.policy.state_dict(), source.model.policy.state_dict()
@@ -418,3 +424,21 @@ def test_a_run_resumed_from_an_early_checkpoint_draws_no_stretch_twice(short_run
     with np.load(run / "evaluations.npz") as data:
         timesteps = list(data["timesteps"])
     assert timesteps == sorted(set(timesteps)) and timesteps[0] == BUDGET // 2
+
+
+def test_train_env_kwargs_change_the_training_envs_only(tmp_path):
+    """A hyper-parameter entry's train_env_kwargs (here more trees) reach the training envs, not the validation."""
+    from agents.training import _build_envs, _fresh_plan
+
+    config = short_config(tmp_path, n_envs=2, hyperparams=["train_env_kwargs:dict(trees_per_gate=2.0)"])
+    plan = _fresh_plan(config)
+    venv, eval_env = _build_envs(plan)
+    try:
+        assert venv.unwrapped.vector_env.slope.n_trees == 16  # green's 8 gates x 2
+        assert eval_env.unwrapped.envs[0].unwrapped.slope.n_trees == 4  # the slope's own
+    finally:
+        venv.close()
+        eval_env.close()
+    assert plan.config["hyperparams"]["train_env_kwargs"] == "dict(trees_per_gate=2.0)"  # config.yml records it
+    with pytest.raises(ConfigError, match="bad --env-kwargs"):
+        _fresh_plan(short_config(tmp_path, hyperparams=["train_env_kwargs:dict(trees_per_gate=-1)"]))

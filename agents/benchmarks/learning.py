@@ -124,7 +124,7 @@ def ski_task(
         name=slope,
         env_id=SKI_ID,
         env_kwargs={"slope": slope},
-        hyperparams=load_hyperparams("ppo", SKI_ID),
+        hyperparams=load_hyperparams("ppo", SKI_ID, env_kwargs={"slope": slope}),
         budget=budget if budget is not None else SKI_BUDGETS[slope],
         metric="clean",
         target=CLEAN_TARGET,
@@ -371,7 +371,8 @@ def build_model(task: LearningTask, seed: int, init: Initialise | None = None) -
     prepares the new model (a transfer of weights) before any step."""
     kwargs, settings = resolve({**task.hyperparams, "n_timesteps": task.budget}, "ppo")
     set_random_seed(seed)
-    venv: VecEnv = make_vec_env(task.env_id, settings.n_envs, seed, task.env_kwargs, kind=task.vec_env)  # type: ignore[arg-type]
+    train_kwargs = {**task.env_kwargs, **settings.train_env_kwargs}  # validated and judged on task.env_kwargs
+    venv: VecEnv = make_vec_env(task.env_id, settings.n_envs, seed, train_kwargs, kind=task.vec_env)  # type: ignore[arg-type]
     if settings.normalize is not None:
         venv = VecNormalize(venv, **{"gamma": kwargs.get("gamma", 0.99), **settings.normalize})
     model = make_agent("ppo", venv, {**kwargs, "device": "cpu", "verbose": 0})

@@ -135,7 +135,8 @@ def build_agent(algo: str, setup: TrialSetup, raw: dict[str, Any]) -> tuple[Base
     """The agent and its training env exactly as ``train.py`` builds them, logging nothing."""
     kwargs, settings = resolve(raw, algo)
     set_random_seed(setup.seed)
-    venv: VecEnv = make_vec_env(setup.env, settings.n_envs, setup.seed, setup.env_kwargs, kind=setup.vec_env)  # type: ignore[arg-type]
+    train_kwargs = {**setup.env_kwargs, **settings.train_env_kwargs}  # trials are scored on setup.env_kwargs
+    venv: VecEnv = make_vec_env(setup.env, settings.n_envs, setup.seed, train_kwargs, kind=setup.vec_env)  # type: ignore[arg-type]
     if settings.normalize is not None:
         venv = VecNormalize(venv, **{"gamma": kwargs.get("gamma", 0.99), **settings.normalize})
     noise = action_noise(settings, venv.action_space)

@@ -25,7 +25,7 @@ from typing import Any
 
 import optuna
 
-from agents.hyperparams import SAFE_NAMES, SCHEDULE_PREFIX, parse_kwargs_string
+from agents.hyperparams import FEATURES_EXTRACTORS, SAFE_NAMES, SCHEDULE_PREFIX, parse_kwargs_string
 
 Space = Callable[["Sampler"], dict[str, Any]]
 
@@ -86,6 +86,7 @@ def kwargs_string(kwargs: dict[str, Any]) -> str:
     """``{"net_arch": [64], "activation_fn": nn.ReLU}`` -> ``"dict(net_arch=[64], activation_fn=nn.ReLU)"``, the
     notation :func:`agents.hyperparams.parse_kwargs_string` reads back."""
     names = {value: name for name, value in SAFE_NAMES.items() if name.startswith(("nn.", "th.optim."))}
+    names.update({value: name for name, value in FEATURES_EXTRACTORS.items()})
 
     def text(value: Any) -> str:
         if isinstance(value, dict):

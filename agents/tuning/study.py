@@ -144,7 +144,8 @@ def plan_study(config: TuneConfig) -> StudyPlan:
     finally:
         env.close()
     overrides = parse_key_values(config.hyperparams)
-    entry = apply_overrides(load_hyperparams(algo, config.env, config.hyperparams_file), config.hyperparams)
+    entry = load_hyperparams(algo, config.env, config.hyperparams_file, config.env_kwargs)
+    entry = apply_overrides(entry, config.hyperparams)
     for key, flag in RESERVED.items():
         if key in entry:
             raise ConfigError(f"set {key} with {flag}, not --hyperparams")

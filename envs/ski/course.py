@@ -10,16 +10,19 @@ more: the native vector env draws one for each skier at every reset.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
+
+from envs.checks import check_float
 
 START_GAP = 20.0  # m from the start to the first gate
 FINISH_GAP = 20.0  # m from the last gate to the finish line
 TREE_SLOT = 8.0  # m; obstacle trees sit one per slot at most, so two are never closer than 6 m down the slope
 TREE_JITTER = 1.0  # m of jitter inside a slot
 GATE_CLEARANCE = 2.5  # m kept free beside each flag so that every gate can be passed
+MAX_TREES_PER_GATE = 10.0  # a training option's bound: trees sit one per 8 m slot at most, so more only fill slots
 FOREST_SPACING = 3.5  # m between scenery trees along each edge of the piste
 FOREST_DEPTH = 14.0  # m of scenery forest beside the piste
 
@@ -54,12 +57,17 @@ SLOPES: dict[str, Slope] = {
 }
 
 
-def get_slope(name: str) -> Slope:
-    """Look a slope up by name, with the valid names in the error."""
+def get_slope(name: str, trees_per_gate: float | None = None) -> Slope:
+    """Look a slope up by name, with the valid names in the error; ``trees_per_gate`` (if given) replaces its
+    density of obstacle trees, a training option (see ``SkiEnv``'s ``trees_per_gate``)."""
     try:
-        return SLOPES[name]
+        slope = SLOPES[name]
     except KeyError:
         raise ValueError(f"unknown slope {name!r}; choose one of {', '.join(SLOPES)}") from None
+    if trees_per_gate is None:
+        return slope
+    density = check_float("trees_per_gate", trees_per_gate, 0.0, MAX_TREES_PER_GATE)
+    return replace(slope, trees_per_gate=density)
 
 
 @dataclass(frozen=True)

@@ -188,9 +188,15 @@ class SkiEnv(gym.Env):
       where the gates are but not how fast the skier goes; two show both. Pixel agents use 2 (with a frame skip
       of 4, the frames are 0.4 s apart). At most 64 (``MAX_FRAME_STACK``, 1.3 MB an observation).
 
+    * ``trees_per_gate``: obstacle trees on the piste per gate, instead of the slope's own (green 0.5, blue 1,
+      black 1.5; at most one per 8 m of piste, and at most 10, ``MAX_TREES_PER_GATE``). A training option, not a
+      new task: green has only four trees a course, so an agent meets a tree on its line about once in three
+      runs and learns the gates long before it learns the trees; training on more of them and judging on the
+      slope's own (what ``train_env_kwargs`` in a hyper-parameter entry does) teaches avoiding them (issue 18).
+
     ## Version History
 
-    * v0: first version.
+    * v0: first version. (``trees_per_gate`` was added later; left at ``None`` the env is unchanged.)
     """
 
     metadata = {
@@ -210,6 +216,7 @@ class SkiEnv(gym.Env):
         continuous: bool = False,
         frame_skip: int = 1,
         frame_stack: int = 1,
+        trees_per_gate: float | None = None,
     ) -> None:
         check_render_mode(render_mode, self.metadata)
         check_choice("slope", slope, SLOPES)
@@ -222,7 +229,7 @@ class SkiEnv(gym.Env):
             raise ValueError(f"frame_stack stacks pixel frames; it needs obs_type='pixels', got {obs_type!r}")
         self._frames = FrameStack(frame_stack)
         self.render_mode = render_mode
-        self.slope = get_slope(slope)
+        self.slope = get_slope(slope, trees_per_gate)
         self.course_seed = course_seed
         self.obs_type = obs_type
         self.continuous = continuous

@@ -77,6 +77,7 @@ class SkiVectorEnv(VectorEnv):
         obs_type: str = "vector",
         continuous: bool = False,
         render_mode: str | None = None,
+        trees_per_gate: float | None = None,
     ) -> None:
         if not isinstance(obs_type, str) or obs_type != "vector":
             raise ValueError(
@@ -92,7 +93,7 @@ class SkiVectorEnv(VectorEnv):
         self.max_episode_steps = check_int("max_episode_steps", max_episode_steps, 1, MAX_EPISODE_STEPS)
         course_seed = check_int("course_seed", course_seed, 0, or_none=True)
         self.render_mode = render_mode
-        self.slope = get_slope(check_choice("slope", slope, SLOPES))
+        self.slope = get_slope(check_choice("slope", slope, SLOPES), trees_per_gate)
         self.continuous = continuous = check_bool("continuous", continuous)
         self._constants = SlopeConstants.of(self.slope)
         self._ops = BatchOps(num_envs)
