@@ -40,8 +40,9 @@ class SkiFeatures(BaseFeaturesExtractor):
 
     :param fall_margins: also how far the speed is below the speeds at which a hard and a gentle turn make the
         skier fall (10.7 and 21.4 m/s, the heuristic's ``safe_rate``), in units of 2 m/s. On blue, where a
-        PPO skier fell in 61% of its runs without them, they raised its clean runs (see ISSUE18_REPORT.md); on
-        green they changed nothing, on black (one seed) the skier did worse with them.
+        PPO skier fell in 61% of its runs without them, they raised its clean runs (see
+        docs/notes/issue18-learned-skier.md); on green they changed nothing, on black (one seed) the skier did
+        worse with them.
     """
 
     def __init__(self, observation_space: gym.spaces.Box, fall_margins: bool = False) -> None:

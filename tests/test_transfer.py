@@ -167,8 +167,8 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert_one_line_error(code, err, 2, message)
 
 
-def test_curriculum_compares_a_transferred_skier_with_one_from_scratch(trained_run, tmp_path, capsys):
-    argv = ["curriculum", "--teacher", str(trained_run), "--budget", "4096", "--conditions", "scratch", "body"]
+def test_curriculum_compares_a_transferred_skier_with_one_from_scratch(train_py_run, tmp_path, capsys):
+    argv = ["curriculum", "--teacher", str(train_py_run), "--budget", "4096", "--conditions", "scratch", "body"]
     code, out, err = run_main(transfer_script, [*argv, "--out", str(tmp_path)], capsys)
     assert code == 0, err
     assert "| from scratch |" in out and "| from green, hidden layers only |" in out
@@ -205,11 +205,11 @@ def test_pixels_compares_pixel_ppo_starts_and_writes_its_table(tmp_path, capsys,
     assert rows[0].startswith("condition,seed,decisions_to_target") and len(rows) == 3
 
 
-def test_the_black_curriculum_counts_a_return_target_and_publishes_apart_from_blue(trained_run, tmp_path):
+def test_the_black_curriculum_counts_a_return_target_and_publishes_apart_from_blue(train_py_run, tmp_path):
     from agents.benchmarks.transfer_curriculum import CurriculumConfig, run_curriculum, write_curriculum_report
 
     config = CurriculumConfig.for_slope(
-        "black", seeds=(0,), conditions=("body",), teacher=trained_run, budget=4096, eval_every=4096,
+        "black", seeds=(0,), conditions=("body",), teacher=train_py_run, budget=4096, eval_every=4096,
         eval_episodes=2, test_episodes=2,
     )  # fmt: skip
     assert (config.metric, config.target) == ("return", 0.0)

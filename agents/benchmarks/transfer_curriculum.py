@@ -19,11 +19,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from agents.benchmarks.learning import LearningTask, ski_task, train_to_target
+from agents.benchmarks.learning import SKI_ID, LearningTask, ski_task, train_to_target
 from agents.benchmarks.report import format_machine, format_rate, machine_info, markdown_table, publish
 from agents.compression.teachers import DEFAULT_ROOT, ski_teacher
+from agents.hyperparams import load_hyperparams
 from agents.processes import print_progress, run_jobs
-from agents.runs import load_agent
+from agents.runs import config_dir_of, load_agent, read_config, resolve_model_path
 from agents.transfer import transfer_policy
 
 BENCH_NAME = "transfer_curriculum"  # blue's; other slopes publish as transfer_curriculum_<slope>
@@ -77,10 +78,23 @@ class CurriculumResult:
         return {"config": config, "runs": self.runs}
 
 
+def student_hyperparams(config: CurriculumConfig) -> dict[str, Any]:
+    """The teacher's recipe, for the transferred skier and the one from scratch alike: a policy moves only into a
+    network of its own shape (the harder slopes' own ppo.yml entries add features the green one lacks), and both
+    starts train with the same recipe, budget and seed. A given teacher run's config.yml says its recipe; the
+    per-seed teachers train with ppo.yml's green entry."""
+    if config.teacher is not None:
+        run = read_config(config_dir_of(resolve_model_path(config.teacher)))
+        if "hyperparams" in run and "n_envs" in run:
+            return {**run["hyperparams"], "n_envs": run["n_envs"], "normalize": run.get("normalize", False)}
+    return load_hyperparams("ppo", SKI_ID)
+
+
 def run_curriculum(config: CurriculumConfig | None = None, progress: Progress | None = None) -> CurriculumResult:
     config = config or CurriculumConfig()
     task = replace(
         ski_task(config.slope, config.budget, config.eval_every, config.eval_episodes, config.test_episodes),
+        hyperparams=student_hyperparams(config),
         metric=config.metric,
         target=config.target,
     )
