@@ -2,6 +2,7 @@
 that run as printed from a shell that never activated the virtual environment."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -43,7 +44,9 @@ def test_quickstart_trains_judges_and_records(tmp_path, monkeypatch, capsys):
 
 def serves_tensorboard(line: str, cwd: Path, env: dict[str, str]) -> bool:
     """Start the printed TensorBoard line and see it serve (it runs until stopped, so stop it then)."""
-    process = subprocess.Popen(line, shell=True, cwd=cwd, env=env, stderr=subprocess.STDOUT, stdout=subprocess.PIPE)
+    process = subprocess.Popen(
+        line, shell=True, cwd=cwd, env=env, stderr=subprocess.STDOUT, stdout=subprocess.PIPE, start_new_session=True
+    )  # a session of its own: the shell and the TensorBoard it starts are stopped together
     try:
         deadline = time.monotonic() + 90
         os.set_blocking(process.stdout.fileno(), False)
@@ -56,7 +59,7 @@ def serves_tensorboard(line: str, cwd: Path, env: dict[str, str]) -> bool:
         seen += process.stdout.read() or b""
         return b"http://" in seen
     finally:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
 
